@@ -1,0 +1,117 @@
+"""The :class:`Plant` base: a ``gymnasium.Env`` with a control period, named signals and a model."""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+from ctrlbench.model import PlantModel
+from ctrlbench.signals import SignalSpec, names_of
+
+__all__ = ["Plant", "signals_of"]
+
+Obs = NDArray[np.float64]
+
+
+class Plant(gym.Env[Obs, NDArray[np.float64]]):
+    """A controllable physical system.
+
+    Subclasses set ``dt``, ``observation_signals``, ``action_signals``, the gymnasium spaces, and
+    implement :meth:`reset` and :meth:`_step`. :meth:`step` validates the action (shape, finite,
+    within bounds) before it can reach a solver, then calls :meth:`_step`.
+
+    Reference (set-point) signals are part of the observation: a reference's
+    :class:`~ctrlbench.signals.SignalSpec` names the signal it ``tracks``.
+
+    Attributes
+    ----------
+    dt:
+        Control period (seconds, or the model's time unit).
+    observation_signals:
+        One :class:`SignalSpec` per observation entry, in order.
+    action_signals:
+        One :class:`SignalSpec` per action entry, in order.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+    dt: float
+    observation_signals: tuple[SignalSpec, ...]
+    action_signals: tuple[SignalSpec, ...]
+    #: Relative tolerance on action bounds before an action is rejected as out of range.
+    action_tolerance: float = 1e-6
+
+    def model(self) -> PlantModel:
+        """The plant's equations for model-based controllers.
+
+        Raises
+        ------
+        NotImplementedError
+            When the plant family provides no model.
+        """
+        raise NotImplementedError(f"{type(self).__name__} provides no model()")
+
+    def step(self, action: Any) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Validate ``action`` and advance one control period."""
+        return self._step(self.validate_action(action))
+
+    def _step(
+        self, action: NDArray[np.float64]
+    ) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        raise NotImplementedError
+
+    def validate_action(self, action: Any) -> NDArray[np.float64]:
+        """Return ``action`` as a float array, or raise ``ValueError`` naming what is wrong."""
+        space = self.action_space
+        assert isinstance(space, gym.spaces.Box)
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != space.shape:
+            if a.size == int(np.prod(space.shape)):
+                a = a.reshape(space.shape)
+            else:
+                raise ValueError(
+                    f"action has shape {a.shape}, expected {space.shape} "
+                    f"({names_of(self.action_signals)})"
+                )
+        if not np.all(np.isfinite(a)):
+            bad = [
+                n for n, v in zip(names_of(self.action_signals), a.ravel()) if not np.isfinite(v)
+            ]
+            raise ValueError(f"non-finite action {a.tolist()} (bad entries: {bad})")
+        low, high = space.low.astype(float), space.high.astype(float)
+        tol = self.action_tolerance * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+        if np.any(a < low - tol) or np.any(a > high + tol):
+            bad = [
+                f"{n}={v:g} not in [{lo:g}, {hi:g}]"
+                for n, v, lo, hi in zip(names_of(self.action_signals), a.ravel(), low, high)
+                if v < lo - 1e-12 or v > hi + 1e-12
+            ]
+            raise ValueError(f"action out of range: {', '.join(bad)}")
+        return np.clip(a, low, high)
+
+
+def signals_of(env: gym.Env[Any, Any]) -> tuple[tuple[SignalSpec, ...], tuple[SignalSpec, ...]]:
+    """``(observation_signals, action_signals)`` of ``env`` or generic ones for a plain env.
+
+    Looks through wrappers, so a wrapper that changes the observation layout can declare its own
+    ``observation_signals``.
+    """
+
+    def get(name: str) -> tuple[SignalSpec, ...] | None:
+        try:
+            value = env.get_wrapper_attr(name)
+        except AttributeError:
+            return None
+        return tuple(value) if value is not None else None
+
+    obs = get("observation_signals")
+    act = get("action_signals")
+    if obs is None:
+        n = int(np.prod(env.observation_space.shape or (1,)))
+        obs = tuple(SignalSpec(f"obs_{i}") for i in range(n))
+    if act is None:
+        n = int(np.prod(env.action_space.shape or (1,)))
+        act = tuple(SignalSpec(f"act_{i}") for i in range(n))
+    return obs, act

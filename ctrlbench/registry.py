@@ -1,0 +1,192 @@
+"""Lazy registries: plants live in gymnasium's own registry, controllers in :data:`CONTROLLERS`.
+
+Entries are ``"module:attr"`` strings imported on first use, so listing names never imports a
+heavy library. Plant and controller families register themselves through the
+``ctrlbench.plugins`` entry-point group (see ``pyproject.toml``); :func:`load_plugins` runs each
+plugin once. Duplicate names are rejected; unknown names and unknown keyword arguments raise errors
+that list the valid choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import gymnasium as gym
+
+__all__ = [
+    "CONTROLLERS",
+    "NAMESPACE",
+    "Registry",
+    "load_entry_point",
+    "load_plugins",
+    "make_controller",
+    "make_plant",
+    "plant_ids",
+    "plant_info",
+    "register_plant",
+    "valid_kwargs",
+]
+
+NAMESPACE = "ctrlbench"
+_PLUGINS_LOADED: set[str] = set()
+
+
+def load_entry_point(entry_point: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import ``"package.module:attr"`` (or pass a callable through)."""
+    if callable(entry_point):
+        return entry_point
+    module, _, attr = entry_point.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def _unknown(kind: str, name: str, valid: list[str]) -> KeyError:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return KeyError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(sorted(valid))}")
+
+
+def valid_kwargs(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
+    """Keyword names ``factory`` accepts (``None`` when it takes ``**kwargs``)."""
+    params = list(inspect.signature(factory).parameters.values())[skip:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def check_kwargs(
+    kind: str, name: str, factory: Callable[..., Any], kwargs: Mapping[str, Any], skip: int = 0
+) -> None:
+    """Raise ``TypeError`` for keyword arguments ``factory`` does not take, listing valid ones."""
+    valid = valid_kwargs(factory, skip)
+    if valid is None:
+        return
+    bad = sorted(set(kwargs) - set(valid))
+    if bad:
+        raise TypeError(f"{kind} {name!r} got unknown option(s) {bad}; valid options: {valid}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered name: lazy entry point and a one-line description."""
+
+    name: str
+    entry_point: str | Callable[..., Any]
+    description: str
+
+
+class Registry:
+    """Name -> lazy entry point.
+
+    Parameters
+    ----------
+    kind:
+        What the registry holds, used in error messages (``"controller"``).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, entry_point: str | Callable[..., Any], description: str) -> None:
+        """Add ``name``; a duplicate name raises ``ValueError``."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = Entry(name, entry_point, description)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        load_plugins()
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        """The :class:`Entry` for ``name``; unknown names raise ``KeyError`` listing valid ones."""
+        load_plugins()
+        if name not in self._entries:
+            raise _unknown(self.kind, name, list(self._entries))
+        return self._entries[name]
+
+    def load(self, name: str) -> Callable[..., Any]:
+        """Import and return the factory behind ``name``."""
+        return load_entry_point(self.entry(name).entry_point)
+
+    def __contains__(self, name: object) -> bool:
+        load_plugins()
+        return name in self._entries
+
+
+CONTROLLERS = Registry("controller")
+"""Controller factories ``factory(plant, **options) -> Controller``."""
+
+_PLANT_DESCRIPTIONS: dict[str, str] = {}
+
+
+def load_plugins(group: str = "ctrlbench.plugins") -> None:
+    """Run every registration hook in entry-point ``group`` once."""
+    for ep in entry_points(group=group):
+        key = f"{group}:{ep.name}"
+        if key in _PLUGINS_LOADED:
+            continue
+        _PLUGINS_LOADED.add(key)
+        ep.load()()
+
+
+def register_plant(name: str, entry_point: str, description: str, **kwargs: Any) -> str:
+    """Register ``ctrlbench/<name>`` in gymnasium's registry; returns the full id."""
+    env_id = f"{NAMESPACE}/{name}"
+    if env_id in gym.registry:
+        raise ValueError(f"plant {env_id!r} is already registered")
+    gym.register(id=env_id, entry_point=entry_point, **kwargs)
+    _PLANT_DESCRIPTIONS[env_id] = description
+    return env_id
+
+
+def plant_ids() -> list[str]:
+    """Ids of all registered ctrlbench plants."""
+    load_plugins()
+    return sorted(_PLANT_DESCRIPTIONS)
+
+
+def plant_info(plant_id: str) -> tuple[str, str]:
+    """``(full_id, description)``; accepts ids with or without the ``ctrlbench/`` prefix."""
+    load_plugins()
+    full = plant_id if plant_id.startswith(f"{NAMESPACE}/") else f"{NAMESPACE}/{plant_id}"
+    if full not in _PLANT_DESCRIPTIONS:
+        raise _unknown("plant", plant_id, plant_ids())
+    return full, _PLANT_DESCRIPTIONS[full]
+
+
+def plant_kwargs(plant_id: str) -> list[str] | None:
+    """Keyword options the plant's constructor takes."""
+    full, _ = plant_info(plant_id)
+    spec = gym.spec(full)
+    factory = load_entry_point(spec.entry_point)  # type: ignore[arg-type]
+    return valid_kwargs(factory)
+
+
+def make_plant(plant_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
+    """Build a registered plant; unknown ids or options raise errors listing the valid ones."""
+    full, _ = plant_info(plant_id)
+    spec = gym.spec(full)
+    factory = load_entry_point(spec.entry_point)  # type: ignore[arg-type]
+    check_kwargs("plant", full, factory, kwargs)
+    return gym.make(full, disable_env_checker=True, **kwargs)
+
+
+def make_controller(name: str, plant: gym.Env[Any, Any], **kwargs: Any) -> Any:
+    """Build controller ``name`` for ``plant``; unknown names or options raise."""
+    factory = CONTROLLERS.load(name)
+    check_kwargs("controller", name, factory, kwargs, skip=1)
+    return factory(plant, **kwargs)

@@ -1,0 +1,104 @@
+"""``simulate``: the one closed loop. Studies, the CLI, tuning and evaluation all call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ctrlbench.controller import Controller
+from ctrlbench.plant import signals_of
+from ctrlbench.trajectory import Trajectory
+
+__all__ = ["StepCallback", "simulate"]
+
+StepCallback = Callable[[int, np.ndarray, np.ndarray, float, dict[str, Any]], bool | None]
+"""``callback(k, obs, action, reward, info) -> stop?`` called after every step."""
+
+_MAX_DEFAULT_STEPS = 1_000_000
+
+
+def simulate(
+    plant: gym.Env[Any, Any],
+    controller: Controller,
+    *,
+    steps: int | None = None,
+    seed: int | None = None,
+    callbacks: Sequence[StepCallback] = (),
+    meta: dict[str, Any] | None = None,
+) -> Trajectory:
+    """Run ``controller`` on ``plant`` for one episode and return the :class:`Trajectory`.
+
+    Parameters
+    ----------
+    plant:
+        Any gymnasium env; ctrlbench plants add signal names, units and references.
+    controller:
+        Anything with SB3's ``predict`` (a trained SB3 model, a :class:`FeedbackController`).
+        ``predict`` is called deterministically with ``episode_start`` true on the first step.
+    steps:
+        Maximum number of control steps; ``None`` runs until the episode terminates or is
+        truncated (plants are expected to carry a time limit).
+    seed:
+        Passed to ``plant.reset``; the same seed gives the same trajectory.
+    callbacks:
+        Called after each step as ``callback(k, obs, action, reward, info)``; returning ``True``
+        stops the episode early.
+    meta:
+        Extra facts stored in ``Trajectory.meta``.
+    """
+    if steps is not None and steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    obs_signals, act_signals = signals_of(plant)
+    limit = steps if steps is not None else _MAX_DEFAULT_STEPS
+    dt = float(getattr(plant.unwrapped, "dt", 1.0))
+
+    obs, _ = plant.reset(seed=seed)
+    if hasattr(controller, "reset"):
+        controller.reset()
+    observations = [np.asarray(obs, dtype=np.float64).ravel()]
+    actions: list[np.ndarray] = []
+    rewards: list[float] = []
+    infos: dict[str, list[float]] = {}
+    terminated = truncated = False
+    state: Any = None
+    episode_start = np.ones((1,), dtype=bool)
+    k = 0
+    while k < limit:
+        action, state = controller.predict(
+            obs, state=state, episode_start=episode_start, deterministic=True
+        )
+        episode_start = np.zeros((1,), dtype=bool)
+        obs, reward, terminated, truncated, info = plant.step(action)
+        a = np.asarray(action, dtype=np.float64).ravel()
+        actions.append(a)
+        observations.append(np.asarray(obs, dtype=np.float64).ravel())
+        rewards.append(float(reward))
+        _collect_numeric(infos, info, k)
+        stop = any(bool(cb(k, observations[-1], a, float(reward), info)) for cb in callbacks)
+        k += 1
+        if terminated or truncated or stop:
+            break
+
+    n = len(actions)
+    return Trajectory(
+        time=np.arange(n + 1, dtype=np.float64) * dt,
+        observations=np.stack(observations),
+        actions=np.stack(actions) if actions else np.zeros((0, len(act_signals))),
+        rewards=np.asarray(rewards, dtype=np.float64),
+        observation_signals=obs_signals,
+        action_signals=act_signals,
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        info={key: np.asarray(v, dtype=np.float64) for key, v in infos.items() if len(v) == n},
+        meta={"seed": seed, "dt": dt, **(meta or {})},
+    )
+
+
+def _collect_numeric(store: dict[str, list[float]], info: dict[str, Any], k: int) -> None:
+    """Append scalar numeric ``info`` entries; keys that appear late or vary in type are dropped."""
+    for key, value in info.items():
+        if isinstance(value, bool | int | float | np.number) and (key in store or k == 0):
+            store.setdefault(key, []).append(float(value))

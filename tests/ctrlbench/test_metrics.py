@@ -1,0 +1,64 @@
+"""Metrics against hand-derived values on synthetic trajectories."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ctrlbench import metrics
+from ctrlbench.signals import SignalSpec
+from ctrlbench.trajectory import Trajectory
+
+
+def make(y: np.ndarray, ref: np.ndarray, u: np.ndarray, dt: float) -> Trajectory:
+    n = y.size
+    return Trajectory(
+        time=np.arange(n) * dt,
+        observations=np.stack([y, ref], axis=1),
+        actions=u.reshape(-1, 1),
+        rewards=-np.abs(ref - y)[1:],
+        observation_signals=(SignalSpec("y", low=-1.0, high=1.05),
+                             SignalSpec("r", tracks="y")),
+        action_signals=(SignalSpec("u"),),
+    )
+
+
+@pytest.fixture
+def first_order() -> Trajectory:
+    """y = 1 - exp(-t / tau), tau = 1, unit step at t = 0."""
+    dt, tau = 1e-3, 1.0
+    t = np.arange(0, 10 + dt / 2, dt)
+    return make(1 - np.exp(-t / tau), np.ones_like(t), np.ones(t.size - 1), dt)
+
+
+def test_first_order_step(first_order):
+    tr = first_order
+    assert metrics.overshoot(tr) == 0.0
+    assert metrics.rise_time(tr) == pytest.approx(math.log(9), abs=2e-3)  # 2.197 tau
+    assert metrics.settling_time(tr) == pytest.approx(math.log(50), abs=2e-3)  # 3.912 tau
+    assert metrics.iae(tr) == pytest.approx(1.0 - math.exp(-10), abs=2e-3)  # int e^-t
+    assert metrics.ise(tr) == pytest.approx(0.5, abs=2e-3)  # int e^-2t
+    assert metrics.itae(tr) == pytest.approx(1.0, abs=2e-3)  # int t e^-t
+    assert metrics.steady_state_error(tr) < 1e-3
+    assert metrics.control_effort(tr) == pytest.approx(10.0, abs=2e-3)
+    assert metrics.total_variation(tr) == 0.0
+
+
+def test_overshoot_and_constraint_violations():
+    y = np.array([0.0, 0.5, 1.2, 1.1, 1.0, 1.0])
+    tr = make(y, np.ones(6), np.array([1.0, -1.0, 1.0, 1.0, 1.0]), 0.1)
+    assert metrics.overshoot(tr) == pytest.approx(20.0)
+    assert metrics.constraint_violations(tr) == 2  # y = 1.2 and 1.1 exceed high = 1.05
+    assert metrics.total_variation(tr) == pytest.approx(4.0)
+    assert math.isnan(metrics.settling_time(make(y[:3], np.ones(3), np.ones(2), 0.1)))
+
+
+def test_negative_step_overshoot():
+    y = np.array([0.0, -0.8, -1.3, -1.0])
+    assert metrics.overshoot(make(y, -np.ones(4), np.zeros(3), 1.0)) == pytest.approx(30.0)
+
+
+def test_summary_keys(first_order):
+    s = metrics.summary(first_order)
+    assert s["iae"] == s["r.iae"] and s["steps"] == len(first_order)
+    assert s["return"] == pytest.approx(-s["iae"] / first_order.dt, rel=1e-9)
