@@ -1,0 +1,269 @@
+"""Motor plants on gym-electric-motor (GEM 3.0.3), in physical units.
+
+Observations are GEM's full state vector followed by its references, denormalised with GEM's
+limits (GEM itself returns a ``(state / limits, reference / limits)`` tuple). Every reference signal
+names the state it ``tracks``. As in GEM, the observed reference is the set-point for the *next*
+state (the one the current action acts on), a limit violation terminates the episode and nothing
+truncates it (bound episodes with ``simulate(steps=...)`` or a ``TimeLimit`` wrapper).
+
+Actions, both in [-1, 1]:
+
+- ``DCSpeed``: ``duty``, the duty cycle of GEM's continuous four-quadrant converter; armature
+  voltage ``u = duty * u_sup`` (u_sup = 60 V).
+- ``PMSMCurrent``: ``(u_sd_cmd, u_sq_cmd)``, the rotor-frame voltage vector divided by ``2/3 u_sup``
+  (= 200 V, the largest vector the B6 bridge makes). The plant maps it to phase duty cycles with the
+  electrical angle of the current state (the angle GEM uses to transform the phase voltages over
+  the step) and min-max zero-sequence injection (space-vector-PWM equivalent), then clips each phase
+  to [-1, 1] as GEM's converter does. Inside the hexagon's inscribed circle (radius
+  ``sqrt(3)/2 ~ 0.866``) the dq voltage is applied exactly, so the plant matches ``model()``.
+
+Seeding: ``reset(seed=s)`` seeds GEM with ``s`` (so the reference profile is the one raw GEM gives
+for seed ``s``); later ``reset()`` calls seed GEM from the plant's ``np_random``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, SupportsFloat
+
+import gym_electric_motor as gem
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from ctrlbench.model import PlantModel
+from ctrlbench.plant import Plant
+from ctrlbench.signals import SignalSpec
+from plants.motor.model import DCMotorParams, PMSMParams, dc_motor_model, pmsm_dq_model
+from plants.motor.references import StepReference
+
+__all__ = ["DCSpeed", "PMSMCurrent"]
+
+Obs = NDArray[np.float64]
+_SQRT3_2 = math.sqrt(3.0) / 2.0
+_REFERENCES = ("gem", "step")
+_DESCRIPTIONS = {
+    "omega": "mechanical speed", "torque": "electrical torque", "epsilon": "electrical angle",
+    "u_sup": "DC-link voltage", "i": "armature current", "u": "armature voltage",
+}
+
+
+def _unit(name: str) -> str:
+    if name == "omega":
+        return "rad/s"
+    if name == "torque":
+        return "N*m"
+    if name == "epsilon":
+        return "rad"
+    return "A" if name.startswith("i") else "V"
+
+
+class _GemPlant(Plant):
+    """Shared wrapper logic: signals, denormalisation, seeding, fast action validation."""
+
+    def __init__(self, gem_env: Any, action_signals: tuple[SignalSpec, ...]) -> None:
+        self.gem = gem_env
+        ps = gem_env.physical_system
+        names = list(ps.state_names)
+        limits = np.asarray(ps.limits, dtype=float)
+        state_space, ref_space = gem_env.observation_space
+        ref_names = list(gem_env.reference_names)
+        ref_idx = [names.index(r) for r in ref_names]
+        self._names = names
+        self.dt = float(ps.tau)
+        low = np.concatenate((state_space.low * limits, ref_space.low * limits[ref_idx]))
+        high = np.concatenate((state_space.high * limits, ref_space.high * limits[ref_idx]))
+        obs_signals = [
+            SignalSpec(n, _unit(n), float(lo), float(hi), _DESCRIPTIONS.get(n, n))
+            for n, lo, hi in zip(names, low, high)
+        ]
+        obs_signals += [
+            SignalSpec(f"{r}_ref", _unit(r), float(lo), float(hi), f"set-point of {r}", tracks=r)
+            for r, lo, hi in zip(ref_names, low[len(names):], high[len(names):])
+        ]
+        self.observation_signals = tuple(obs_signals)
+        self.action_signals = action_signals
+        self.observation_space = spaces.Box(low, high, dtype=np.float64)
+        a_low = np.array([s.low for s in action_signals])
+        a_high = np.array([s.high for s in action_signals])
+        self.action_space = spaces.Box(a_low, a_high, dtype=np.float64)
+        self._scale = np.concatenate((limits, limits[ref_idx]))
+        self._limits = limits
+        tol = self.action_tolerance * np.maximum(1.0, np.maximum(np.abs(a_low), np.abs(a_high)))
+        self._a_low, self._a_high = a_low, a_high
+        self._a_low_tol, self._a_high_tol = a_low - tol, a_high + tol
+        self._a_shape = self.action_space.shape
+
+    # -- gymnasium API ----------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Obs, dict[str, Any]]:
+        """Reset GEM; ``seed`` seeds its reference generator and initial state."""
+        super().reset(seed=seed)
+        gem_seed = seed if seed is not None else int(self.np_random.integers(2**63 - 1))
+        (state, ref), info = self.gem.reset(seed=gem_seed)
+        self._observe_state(state)
+        obs = np.concatenate((state, ref))
+        obs *= self._scale
+        return obs, dict(info)
+
+    def validate_action(self, action: Any) -> NDArray[np.float64]:
+        """Fast path of :meth:`Plant.validate_action` (same checks, bounds precomputed)."""
+        a = np.asarray(action, dtype=np.float64)
+        ok = a.shape == self._a_shape
+        if ok and (a >= self._a_low_tol).all() and (a <= self._a_high_tol).all():
+            return np.minimum(np.maximum(a, self._a_low), self._a_high)
+        return super().validate_action(a)  # raises with a message naming the bad entries
+
+    def _step(
+        self, action: NDArray[np.float64]
+    ) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        (state, ref), reward, terminated, truncated, info = self.gem.step(self._gem_action(action))
+        self._observe_state(state)
+        obs = np.concatenate((state, ref))
+        obs *= self._scale
+        return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def close(self) -> None:
+        """Close the GEM environment."""
+        self.gem.close()
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def _gem_action(self, action: NDArray[np.float64]) -> NDArray[np.float64]:
+        return action
+
+    def _observe_state(self, state: NDArray[np.float64]) -> None:
+        """Remember what the next action transform needs from the (normalised) GEM state."""
+
+
+def _check_reference(reference: str) -> None:
+    if reference not in _REFERENCES:
+        raise ValueError(f"unknown reference {reference!r}; valid: {list(_REFERENCES)}")
+
+
+class DCSpeed(_GemPlant):
+    """Permanently excited DC motor, speed control (GEM ``Cont-SC-PermExDc-v0``).
+
+    Observation: ``omega`` (rad/s), ``torque`` (N·m), ``i`` (A), ``u`` (V), ``u_sup`` (V),
+    ``omega_ref`` (rad/s). Action: ``duty`` in [-1, 1], armature voltage ``duty * 60 V``.
+    The armature current limit (210 A) terminates the episode.
+
+    Parameters
+    ----------
+    reference:
+        ``"gem"``: GEM's default Wiener-process speed reference; ``"step"``: 0 rad/s, then
+        ``step_to`` from ``step_time`` on.
+    step_to:
+        Speed after the step (rad/s), for ``reference="step"``.
+    step_time:
+        Time of the step (s), for ``reference="step"``.
+    """
+
+    def __init__(
+        self, reference: str = "gem", step_to: float = 100.0, step_time: float = 1e-3
+    ) -> None:
+        _check_reference(reference)
+        kwargs: dict[str, Any] = {"visualization": ()}
+        if reference == "step":
+            kwargs["reference_generator"] = StepReference(
+                ("omega",), (0.0,), (step_to,), round(step_time / 1e-4)
+            )
+        env = gem.make("Cont-SC-PermExDc-v0", **kwargs).unwrapped
+        duty = SignalSpec(
+            "duty", "1", -1.0, 1.0, "four-quadrant converter duty cycle (armature voltage / u_sup)"
+        )
+        super().__init__(env, (duty,))
+        ps = env.physical_system
+        motor, load = ps.electrical_motor.motor_parameter, ps.mechanical_load
+        lim = dict(zip(self._names, self._limits))
+        self._model = dc_motor_model(
+            DCMotorParams(
+                r_a=motor["r_a"], l_a=motor["l_a"], psi_e=motor["psi_e"], j_total=load.j_total,
+                u_sup=float(ps.supply.u_nominal), load_a=load.load_parameter["a"],
+                load_b=load.load_parameter["b"], load_c=load.load_parameter["c"],
+                tau_decay=load.tau_decay, i_max=float(lim["i"]), omega_max=float(lim["omega"]),
+            )
+        )
+
+    def model(self) -> PlantModel:
+        """DC motor ODE with GEM's parameters (states ``omega``, ``i``; input ``duty``)."""
+        return self._model
+
+
+class PMSMCurrent(_GemPlant):
+    """PMSM dq current control at constant speed (GEM ``Cont-CC-PMSM-v0``).
+
+    Observation: GEM's 14 states (``omega``, ``torque``, ``i_a..i_c``, ``i_sd``, ``i_sq``,
+    ``u_a..u_c``, ``u_sd``, ``u_sq``, ``epsilon``, ``u_sup``) in SI units, then ``i_sd_ref`` and
+    ``i_sq_ref`` (A). Action: ``(u_sd_cmd, u_sq_cmd)`` in [-1, 1], the dq voltage divided by
+    ``2/3 u_sup`` (see the module docstring). A current vector above 400 A terminates the episode.
+
+    Parameters
+    ----------
+    reference:
+        ``"gem"``: GEM's default Wiener-process references on ``i_sd`` and ``i_sq``; ``"step"``:
+        zero, then ``(i_sd_step, i_sq_step)`` from ``step_time`` on.
+    i_sd_step, i_sq_step:
+        Current set-points after the step (A), for ``reference="step"``.
+    step_time:
+        Time of the step (s), for ``reference="step"``.
+    omega:
+        Mechanical speed held by the load (rad/s); GEM's default is 100.
+    """
+
+    def __init__(
+        self,
+        reference: str = "gem",
+        i_sd_step: float = -50.0,
+        i_sq_step: float = 100.0,
+        step_time: float = 1e-3,
+        omega: float = 100.0,
+    ) -> None:
+        _check_reference(reference)
+        kwargs: dict[str, Any] = {"visualization": (), "load": {"omega_fixed": float(omega)}}
+        if reference == "step":
+            kwargs["reference_generator"] = StepReference(
+                ("i_sd", "i_sq"), (0.0, 0.0), (i_sd_step, i_sq_step), round(step_time / 1e-4)
+            )
+        env = gem.make("Cont-CC-PMSM-v0", **kwargs).unwrapped
+        actions = (
+            SignalSpec("u_sd_cmd", "1", -1.0, 1.0, "d-axis voltage / (2/3 u_sup)"),
+            SignalSpec("u_sq_cmd", "1", -1.0, 1.0, "q-axis voltage / (2/3 u_sup)"),
+        )
+        super().__init__(env, actions)
+        ps = env.physical_system
+        mp = ps.electrical_motor.motor_parameter
+        pr = PMSMParams(
+            p=float(mp["p"]), r_s=mp["r_s"], l_d=mp["l_d"], l_q=mp["l_q"], psi_p=mp["psi_p"],
+            omega=float(ps.mechanical_load.omega_fixed), u_sup=float(ps.supply.u_nominal),
+            i_max=float(self._limits[self._names.index("i_sd")]),
+        )
+        self._model = pmsm_dq_model(pr)
+        self._eps_idx = self._names.index("epsilon")
+        self._eps_scale = float(self._limits[self._eps_idx])
+        self._eps = 0.0
+        # volts per command unit, and duty per volt (phase duty = u_phase / (u_sup / 2))
+        self._k_volt = pr.u_scale
+        self._k_duty = 2.0 / pr.u_sup
+
+    def model(self) -> PlantModel:
+        """PMSM dq current equations with GEM's parameters at the load's speed."""
+        return self._model
+
+    def _observe_state(self, state: NDArray[np.float64]) -> None:
+        self._eps = float(state[self._eps_idx]) * self._eps_scale
+
+    def _gem_action(self, action: NDArray[np.float64]) -> NDArray[np.float64]:
+        # dq -> alpha-beta -> abc at the current electrical angle (GEM's convention)
+        d, q = float(action[0]) * self._k_volt, float(action[1]) * self._k_volt
+        c, s = math.cos(self._eps), math.sin(self._eps)
+        alpha, beta = c * d - s * q, s * d + c * q
+        ua, ub, uc = alpha, -0.5 * alpha + _SQRT3_2 * beta, -0.5 * alpha - _SQRT3_2 * beta
+        # min-max zero-sequence injection (SVPWM equivalent); it does not change the dq voltage
+        off = 0.5 * (max(ua, ub, uc) + min(ua, ub, uc))
+        k = self._k_duty
+        return np.array([
+            min(1.0, max(-1.0, (ua - off) * k)),
+            min(1.0, max(-1.0, (ub - off) * k)),
+            min(1.0, max(-1.0, (uc - off) * k)),
+        ])
