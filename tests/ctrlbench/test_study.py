@@ -1,0 +1,154 @@
+"""Studies: expansion, atomic records, resume, failures, SIGKILL safety, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ctrlbench.report import build_report
+from ctrlbench.study import StudySpec, load_records, run_study
+
+MSD = "ctrlbench/MassSpringDamper-v0"
+
+# A study spec file that registers its own controllers: PD on the mass-spring-damper, and one
+# that always fails. Used in-process and by the CLI subprocess.
+SPEC_PY = textwrap.dedent(
+    '''
+    import numpy as np
+    from ctrlbench.controller import FeedbackController
+    from ctrlbench.registry import CONTROLLERS
+    from ctrlbench.study import StudySpec
+
+    class PD(FeedbackController):
+        def __init__(self, dt, kp=40.0, kd=9.0):
+            super().__init__(dt)
+            self.kp, self.kd = kp, kd
+        def reset(self):
+            pass
+        def compute(self, obs):
+            x, v, ref = obs
+            return np.clip([self.kp * (ref - x) - self.kd * v + 2.0 * ref], -10, 10)
+
+    class Broken(PD):
+        def compute(self, obs):
+            return np.array([np.nan])
+
+    def make_pd(plant, kp: float = 40.0, kd: float = 9.0):
+        return PD(plant.unwrapped.dt, kp, kd)
+
+    def make_broken(plant, kp: float = 40.0):
+        return Broken(plant.unwrapped.dt)
+
+    for name, fn in (("pd-test", make_pd), ("broken-test", make_broken)):
+        if name not in CONTROLLERS:
+            CONTROLLERS.register(name, fn, "test controller")
+
+    SPEC = StudySpec(
+        name="msd-test",
+        plants=("ctrlbench/MassSpringDamper-v0",),
+        controllers=CONTROLLERS_UNDER_TEST,
+        seeds=SEEDS,
+        steps=STEPS,
+        grid={"controller.kp": (20.0, 40.0)},
+    )
+    '''
+)
+
+
+def write_spec(tmp_path: Path, controllers: tuple[str, ...], seeds: tuple[int, ...],
+               steps: int) -> Path:
+    path = tmp_path / "spec.py"
+    path.write_text(SPEC_PY.replace("CONTROLLERS_UNDER_TEST", repr(controllers))
+                    .replace("SEEDS", repr(seeds)).replace("STEPS", str(steps)))
+    return path
+
+
+def test_spec_expands_to_the_cartesian_product():
+    spec = StudySpec("s", (MSD,), ("a", "b"), seeds=(0, 1), grid={"controller.kp": (1, 2),
+                                                                  "plant.k": (3.0,)})
+    runs = spec.runs()
+    assert len(runs) == 2 * 2 * 2
+    assert len({r.run_id for r in runs}) == 8
+    assert runs[0].plant_options == {"k": 3.0} and runs[0].controller_options == {"kp": 1}
+    assert spec.runs()[3].run_id == runs[3].run_id  # stable
+
+
+def test_spec_rejects_unknown_keys_and_unscoped_grid():
+    with pytest.raises(KeyError, match="valid keys"):
+        StudySpec.from_dict({"name": "x", "plants": [MSD], "controllers": ["a"], "seed": [1]})
+    with pytest.raises(ValueError, match=r"must start with 'plant\.' or 'controller\.'"):
+        StudySpec("x", (MSD,), ("a",), grid={"kp": (1,)})
+
+
+def test_toml_spec(tmp_path):
+    (tmp_path / "s.toml").write_text(
+        f'name = "t"\nplants = ["{MSD}"]\ncontrollers = ["a"]\nseeds = [0, 1]\nsteps = 10\n'
+        '[grid]\n"plant.k" = [1.0, 2.0]\n')
+    spec = StudySpec.from_file(tmp_path / "s.toml")
+    assert spec.steps == 10 and len(spec.runs()) == 4
+
+
+def test_study_records_failures_resumes_and_reports(tmp_path):
+    spec = StudySpec.from_file(write_spec(tmp_path, ("pd-test", "broken-test"), (0, 1), 300))
+    out = tmp_path / "out"
+    seen: list[str] = []
+    records = run_study(spec, out, on_done=lambda r: seen.append(r["run_id"]))
+    assert len(records) == len(seen) == 8
+    ok = [r for r in records if r["status"] == "ok"]
+    bad = [r for r in records if r["status"] == "error"]
+    assert len(ok) == 4 and len(bad) == 4
+    assert "non-finite action" in bad[0]["error"]
+    assert all(r["metrics"]["x_ref.steady_state_error"] < 0.05 for r in ok)
+    # rerun without retrying failures: nothing new runs
+    again: list[str] = []
+    run_study(spec, out, retry_failed=False, on_done=lambda r: again.append(r["run_id"]))
+    assert again == []
+    # report from the records alone
+    report = build_report(out).read_text()
+    assert "| ctrlbench/MassSpringDamper-v0 | pd-test |" in report
+    assert report.count("broken-test") >= 4 and "## Failed runs" in report
+    assert list(out.glob("fig_*.png"))
+
+
+def test_study_in_a_process_pool(tmp_path):
+    pytest.importorskip("plants.linear")
+    spec = StudySpec("pool", (MSD,), ("pd-missing",), seeds=(0, 1), steps=20)
+    records = run_study(spec, tmp_path, workers=2)
+    assert {r["status"] for r in records} == {"error"}
+    assert "unknown controller 'pd-missing'" in records[0]["error"]
+
+
+def test_sigkill_halfway_then_rerun_records_every_run_once(tmp_path):
+    spec_path = write_spec(tmp_path, ("pd-test",), tuple(range(12)), 1000)
+    spec = StudySpec.from_file(spec_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "ctrlbench.cli", "study", str(spec_path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "records").glob("*.json"))) < 4:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(load_records(out))
+    assert 4 <= n_before < 24, "the study should have been killed halfway"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    records = load_records(out)
+    ids = [r["run_id"] for r in records]
+    assert sorted(ids) == sorted(r.run_id for r in spec.runs())  # each exactly once
+    assert all(r["status"] == "ok" for r in records)
+    for r in records:  # every record is one complete JSON line and its trajectory loads
+        path = out / "records" / f"{r['run_id']}.json"
+        assert path.read_text().count("\n") == 1
+        with np.load(out / r["trajectory"]) as z:
+            assert z["actions"].shape == (1000, 1)
+    json.loads((out / "spec.json").read_text())
