@@ -1,0 +1,45 @@
+"""The public API is documented and its docstrings name the real parameters (STYLE 12)."""
+
+import inspect
+
+import pytest
+
+import ctrlbench
+from ctrlbench import check, metrics, model, registry, report, study, wrappers
+
+MODULES = (ctrlbench, check, metrics, model, registry, report, study, wrappers)
+
+
+def public_objects():
+    for mod in MODULES:
+        for name in getattr(mod, "__all__", []):
+            obj = getattr(mod, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                yield f"{mod.__name__}.{name}", obj
+
+
+@pytest.mark.parametrize(("qualname", "obj"), list(public_objects()))
+def test_public_object_has_docstring(qualname, obj):
+    assert inspect.getdoc(obj), f"{qualname} has no docstring"
+    if inspect.isclass(obj):
+        for meth_name, meth in inspect.getmembers(obj, inspect.isfunction):
+            if not meth_name.startswith("_") and meth.__qualname__.startswith(obj.__name__):
+                assert inspect.getdoc(meth), f"{qualname}.{meth_name} has no docstring"
+
+
+@pytest.mark.parametrize(("qualname", "obj"), list(public_objects()))
+def test_numpydoc_parameters_exist_in_signature(qualname, obj):
+    """A ``Parameters`` section may only document names the signature has."""
+    doc = inspect.getdoc(obj) or ""
+    if "Parameters\n----------" not in doc:
+        return
+    section = doc.split("Parameters\n----------", 1)[1]
+    for stop in ("\nReturns\n", "\nRaises\n", "\nAttributes\n", "\nExamples\n"):
+        section = section.split(stop, 1)[0]
+    documented = set()
+    for line in section.splitlines():
+        if line and not line.startswith(" ") and line.rstrip().endswith(":"):
+            documented.update(n.strip() for n in line.rstrip(":").split(","))
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    params = set(inspect.signature(target).parameters) - {"self"}
+    assert documented <= params, f"{qualname} documents {documented - params} not in {params}"
