@@ -1,0 +1,192 @@
+"""Discrete LQR with integral action on a plant's linearized ``model()`` (registry name ``"lqr"``).
+
+Design (at the operating point ``x0 = 0, u0 = 0`` of the model, which for the motor models is exact:
+they are affine in ``x`` and ``u``; the PMSM model is linearized at the plant's constant speed):
+
+1. ``A, B`` from :meth:`PlantModel.linearize`, affine term ``c = f(x0, u0)``; zero-order-hold
+   discretisation ``(Ad, Bd)`` at the plant's ``dt`` (matrix exponential).
+2. Tracked states ``C x``: the model states that a reference signal of the plant ``tracks``.
+   Integral state ``z[k+1] = z[k] + dt (r - C x)``; augmented DARE with
+   ``Q = diag(q_x / x_max², q_z / (x_max T_i)²)``, ``R = r_u / u_max²`` (Bryson scaling,
+   ``T_i = 10 dt`` unless given), solved by :func:`scipy.linalg.solve_discrete_are`.
+3. Steady-state target ``(x_s, u_s)`` from ``A x_s + B u_s + c = 0``, ``C x_s = r`` (least squares),
+   so the integrator only removes model error: ``u = u_s - K_x (x - x_s) + K_z z``, clipped to the
+   action bounds; the integrator holds while the output saturates (conditional integration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.linalg import expm, solve_discrete_are
+
+from ctrlbench.controller import FeedbackController
+from ctrlbench.model import PlantModel
+from ctrlbench.plant import signals_of
+from ctrlbench.signals import index_of
+
+__all__ = ["LQRIntegral", "discretize_zoh", "make_lqr"]
+
+FloatArray = NDArray[np.float64]
+
+
+def discretize_zoh(a: FloatArray, b: FloatArray, dt: float) -> tuple[FloatArray, FloatArray]:
+    """Zero-order-hold discretisation ``(Ad, Bd)`` of ``dx/dt = A x + B u`` with period ``dt``."""
+    nx, nu = b.shape
+    m = np.zeros((nx + nu, nx + nu))
+    m[:nx, :nx], m[:nx, nx:] = a, b
+    e = expm(m * dt)
+    return e[:nx, :nx], e[:nx, nx:]
+
+
+class LQRIntegral(FeedbackController):
+    """State-feedback LQR with integral action and steady-state feed-forward.
+
+    Parameters
+    ----------
+    dt:
+        Control period (s).
+    model:
+        Plant model; its states must appear in the observation by name.
+    state_index:
+        Observation positions of the model states.
+    reference_index:
+        Observation positions of the references.
+    tracked:
+        Model-state positions tracked by those references (same order).
+    u_low, u_high:
+        Action bounds.
+    q_state, q_integral, r_input:
+        Weights on (Bryson-scaled) state deviation, integral and input.
+    t_integral:
+        Integral-action time scale used in the scaling (s); ``None`` is ``10 dt``.
+    state_weights:
+        Per-state multipliers of ``q_state`` (model state order); ``None`` is all ones.
+    """
+
+    def __init__(
+        self,
+        dt: float,
+        model: PlantModel,
+        state_index: tuple[int, ...],
+        reference_index: tuple[int, ...],
+        tracked: tuple[int, ...],
+        u_low: FloatArray,
+        u_high: FloatArray,
+        q_state: float = 100.0,
+        q_integral: float = 1.0,
+        r_input: float = 1.0,
+        t_integral: float | None = None,
+        state_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(dt)
+        nx, nu, ny = model.nx, model.nu, len(tracked)
+        x0, u0 = np.zeros(nx), np.zeros(nu)
+        a, b, _, _ = model.linearize(x0, u0)
+        c_aff = model.f(x0, u0)
+        ad, bd = discretize_zoh(a, b, dt)
+        c = np.zeros((ny, nx))
+        c[np.arange(ny), list(tracked)] = 1.0
+        # augmented system: [x; z], z[k+1] = z[k] + dt (r - C x)
+        aa = np.block([[ad, np.zeros((nx, ny))], [-dt * c, np.eye(ny)]])
+        ba = np.vstack([bd, np.zeros((ny, nu))])
+        x_max = np.array([max(abs(s.low), abs(s.high)) for s in model.states])
+        x_max = np.where(np.isfinite(x_max), x_max, 1.0)
+        u_max = np.maximum(np.abs(u_low), np.abs(u_high))
+        t_i = t_integral or 10.0 * dt
+        w = np.ones(nx) if state_weights is None else np.asarray(state_weights, dtype=float)
+        if w.shape != (nx,) or np.any(w < 0):
+            raise ValueError(f"state_weights needs {nx} non-negative entries, got {state_weights}")
+        q = np.diag(
+            np.concatenate(
+                [q_state * w / x_max**2, q_integral / (x_max[list(tracked)] * t_i) ** 2]
+            )
+        )
+        r = np.diag(r_input / u_max**2)
+        p = solve_discrete_are(aa, ba, q, r)
+        k = np.linalg.solve(r + ba.T @ p @ ba, ba.T @ p @ aa)
+        self.k_x, self.k_z = k[:, :nx], -k[:, nx:]
+        self.closed_loop_poles = np.linalg.eigvals(aa - ba @ k)
+        # steady state: [A B; C 0] [x_s; u_s] = [-c; r]
+        m = np.block([[a, b], [c, np.zeros((ny, nu))]])
+        self._ss = np.linalg.pinv(m)
+        self._c_aff = c_aff
+        self._nx = nx
+        self._sidx = np.asarray(state_index)
+        self._ridx = np.asarray(reference_index)
+        self._tracked = np.asarray(tracked)
+        self._u_low, self._u_high = np.asarray(u_low, float), np.asarray(u_high, float)
+        self.z = np.zeros(ny)
+
+    def reset(self) -> None:
+        """Zero the integral state."""
+        self.z = np.zeros_like(self.z)
+
+    def compute(self, observation: FloatArray) -> FloatArray:
+        """Action from the observed model states and references."""
+        x = observation[self._sidx]
+        ref = observation[self._ridx]
+        target = self._ss @ np.concatenate([-self._c_aff, ref])
+        x_s, u_s = target[: self._nx], target[self._nx :]
+        u_raw = u_s - self.k_x @ (x - x_s) + self.k_z @ self.z
+        u = np.clip(u_raw, self._u_low, self._u_high)
+        if np.array_equal(u, u_raw):
+            self.z = self.z + self.dt * (ref - x[self._tracked])
+        return u
+
+
+def make_lqr(
+    plant: Any,
+    *,
+    q_state: float = 100.0,
+    q_integral: float = 1.0,
+    r_input: float = 1.0,
+    t_integral: float | None = None,
+    state_weights: Sequence[float] | None = None,
+) -> LQRIntegral:
+    """LQR with integral action designed on ``plant.model()`` (registry name ``"lqr"``).
+
+    Parameters
+    ----------
+    plant:
+        A ctrlbench plant (possibly wrapped) with ``model()``; the model's states must be observed
+        under the same names and at least one reference must track a model state.
+    q_state, q_integral, r_input:
+        Relative weights on state deviation, integral of the tracking error and input, each
+        normalised by the signal's bound (Bryson's rule).
+    t_integral:
+        Time scale of the integral action (s); default ``10 dt``.
+    state_weights:
+        Per-state multipliers of ``q_state`` in model state order, e.g. ``(100, 1)`` to favour
+        speed over current on the DC motor; default all ones.
+
+    Returns
+    -------
+    LQRIntegral
+        The controller; ``closed_loop_poles`` holds the discrete closed-loop eigenvalues.
+    """
+    model: PlantModel = plant.get_wrapper_attr("model")()
+    obs, act = signals_of(plant)
+    names = [s.name for s in model.states]
+    state_index = tuple(index_of(obs, n) for n in names)
+    pairs = [(i, names.index(s.tracks)) for i, s in enumerate(obs) if s.tracks in names]
+    if not pairs:
+        raise ValueError(f"no reference of the plant tracks a model state {names}")
+    dt = float(plant.get_wrapper_attr("dt"))
+    return LQRIntegral(
+        dt,
+        model,
+        state_index,
+        tuple(i for i, _ in pairs),
+        tuple(j for _, j in pairs),
+        np.array([s.low for s in act]),
+        np.array([s.high for s in act]),
+        q_state=q_state,
+        q_integral=q_integral,
+        r_input=r_input,
+        t_integral=t_integral,
+        state_weights=state_weights,
+    )
