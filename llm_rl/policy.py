@@ -1,0 +1,126 @@
+"""Policies: Hugging Face ``transformers`` causal LMs, tiny ones built here or loaded from disk.
+
+Nothing here downloads anything: tiny models are built from a ``GPT2Config`` or ``LlamaConfig``
+with the char tokenizer's vocabulary, and a checkpoint directory (``save_pretrained`` output plus
+``char_tokenizer.json``) loads through ``AutoModelForCausalLM.from_pretrained`` with
+``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
+
+from llm_rl.tokenizer import CharTokenizer
+
+__all__ = ["ARCHES", "PolicySpec", "build_policy", "load_policy", "save_policy"]
+
+ARCHES = ("gpt2", "llama")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Shape of a tiny causal LM."""
+
+    arch: str = "gpt2"
+    """``gpt2`` or ``llama``."""
+    n_layer: int = 2
+    """Transformer blocks."""
+    n_embd: int = 64
+    """Model width."""
+    n_head: int = 4
+    """Attention heads."""
+    max_positions: int = 64
+    """Longest prompt + response."""
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence transformers' per-shard progress bars for tiny checkpoints, then restore them."""
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def build_policy(spec: PolicySpec, tokenizer: CharTokenizer, *, seed: int = 0) -> PreTrainedModel:
+    """Build a freshly initialised tiny causal LM for ``tokenizer`` (deterministic in ``seed``)."""
+    common: dict[str, Any] = dict(
+        vocab_size=tokenizer.vocab_size,
+        bos_token_id=tokenizer.bos_id,
+        eos_token_id=tokenizer.eos_id,
+        pad_token_id=tokenizer.pad_id,
+    )
+    config: GPT2Config | LlamaConfig
+    if spec.arch == "gpt2":
+        config = GPT2Config(
+            n_positions=spec.max_positions,
+            n_embd=spec.n_embd,
+            n_layer=spec.n_layer,
+            n_head=spec.n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **common,
+        )
+    elif spec.arch == "llama":
+        config = LlamaConfig(
+            hidden_size=spec.n_embd,
+            intermediate_size=4 * spec.n_embd,
+            num_hidden_layers=spec.n_layer,
+            num_attention_heads=spec.n_head,
+            num_key_value_heads=spec.n_head,
+            max_position_embeddings=spec.max_positions,
+            tie_word_embeddings=True,
+            **common,
+        )
+    else:
+        raise ValueError(f"unknown arch {spec.arch!r}; valid: {', '.join(ARCHES)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.eval()
+    return model
+
+
+def save_policy(
+    model: PreTrainedModel, tokenizer: CharTokenizer, directory: str | os.PathLike[str]
+) -> Path:
+    """Save weights, config and tokenizer into ``directory`` (``from_pretrained`` layout)."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    with _quiet():
+        model.save_pretrained(path)
+    tokenizer.save(path)
+    return path
+
+
+def load_policy(
+    directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[PreTrainedModel, CharTokenizer]:
+    """Load a local checkpoint and its char tokenizer; checks that their vocabularies agree."""
+    path = Path(directory)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: not a saved policy")
+    tokenizer = CharTokenizer.load(path)
+    with _quiet():
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(
+            f"model vocab_size {model.config.vocab_size} != tokenizer vocab_size "
+            f"{tokenizer.vocab_size} in {path}"
+        )
+    model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,143 @@
+"""Batched sampling with a KV cache: tokens, log-probs, entropies and masks in one pass.
+
+:func:`sample` decodes token by token from left-padded prompts, reusing the model's key/value
+cache. Log-probs and entropies come from the sensor (:mod:`llm_rl.entropy`) applied to the
+temperature-scaled logits that were actually sampled from. The fast path (``fast=True``)
+preallocates a ``StaticCache`` (fixed shapes, no per-step reallocation) and, on CUDA only, compiles
+the decode step with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs); on CPU the static
+cache runs eagerly, so both paths are exercised here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache, PreTrainedModel, StaticCache
+
+from llm_rl.entropy import entropy_and_logprob
+
+__all__ = ["Rollout", "sample"]
+
+
+@dataclass
+class Rollout:
+    """A batch of sampled responses (all tensors on the model's device).
+
+    Attributes
+    ----------
+    prompt_ids, prompt_mask:
+        ``(B, P)`` left-padded prompts and their attention mask.
+    tokens:
+        ``(B, L)`` sampled response ids (``pad`` after ``<eos>``).
+    logprobs, entropy:
+        ``(B, L)`` float32 log-prob of each sampled token and entropy of the distribution it was
+        drawn from, both at the sampling temperature.
+    mask:
+        ``(B, L)`` 1.0 on response tokens up to and including ``<eos>``.
+    temperature:
+        ``(B,)`` sampling temperature of each row.
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    tokens: torch.Tensor
+    logprobs: torch.Tensor
+    entropy: torch.Tensor
+    mask: torch.Tensor
+    temperature: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        """Number of valid response tokens."""
+        return int(self.mask.sum().item())
+
+
+_COMPILED: dict[int, Callable[..., Any]] = {}
+
+
+def _decoder(model: PreTrainedModel, compiled: bool) -> Callable[..., Any]:
+    if not compiled:
+        return model
+    key = id(model)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+    return _COMPILED[key]
+
+
+@torch.no_grad()
+def sample(
+    model: PreTrainedModel,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    temperature: float | torch.Tensor = 1.0,
+    generator: torch.Generator | None = None,
+    fast: bool = False,
+) -> Rollout:
+    """Sample up to ``max_new_tokens`` per row; rows stop at ``<eos>``.
+
+    Parameters
+    ----------
+    model:
+        A causal LM (``PreTrainedModel``) in eval mode.
+    prompt_ids, prompt_mask:
+        ``(B, P)`` left-padded prompts and mask.
+    temperature:
+        Scalar or ``(B,)`` per-row temperatures (> 0).
+    generator:
+        Torch RNG for the draws (on the model's device) for reproducible sampling.
+    fast:
+        Static KV cache; plus ``torch.compile`` CUDA-graph decoding when on CUDA.
+    """
+    device = prompt_ids.device
+    bsz, plen = prompt_ids.shape
+    temp = torch.as_tensor(temperature, dtype=torch.float32, device=device).expand(bsz).clone()
+    mask = prompt_mask.to(device).long()
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache: Any
+    if fast:
+        cache = StaticCache(config=model.config, max_cache_len=plen + max_new_tokens)
+    else:
+        cache = DynamicCache()
+    step = _decoder(model, fast and device.type == "cuda")
+    kwargs: dict[str, Any] = {"use_cache": True, "cache": cache}
+    if fast:
+        kwargs["cache_position"] = torch.arange(plen, device=device)
+    out = model(prompt_ids, attention_mask=mask, position_ids=pos, **kwargs)
+    logits = out.logits[:, -1]
+    last_pos = pos[:, -1]
+    toks, logps, ents, valid = [], [], [], []
+    alive = torch.ones(bsz, dtype=torch.bool, device=device)
+    for i in range(max_new_tokens):
+        probs = torch.softmax(logits.float() / temp[:, None], dim=-1)
+        tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        ent, logp = entropy_and_logprob(logits, tok, temp, use_triton=False)
+        tok = torch.where(alive, tok, torch.full_like(tok, pad_id))
+        toks.append(tok)
+        logps.append(torch.where(alive, logp, torch.zeros_like(logp)))
+        ents.append(torch.where(alive, ent, torch.zeros_like(ent)))
+        valid.append(alive.clone())
+        alive = alive & (tok != eos_id)
+        if i == max_new_tokens - 1 or not bool(alive.any()):
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+        last_pos = last_pos + 1
+        if fast:
+            kwargs["cache_position"] = torch.tensor([plen + i], device=device)
+        out = step(tok[:, None], attention_mask=mask, position_ids=last_pos[:, None], **kwargs)
+        logits = out.logits[:, -1]
+    return Rollout(
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
+        tokens=torch.stack(toks, 1),
+        logprobs=torch.stack(logps, 1),
+        entropy=torch.stack(ents, 1),
+        mask=torch.stack(valid, 1).float(),
+        temperature=temp,
+    )
