@@ -89,10 +89,12 @@ class _GemPlant(Plant):
         self.action_space = spaces.Box(a_low, a_high, dtype=np.float64)
         self._scale = np.concatenate((limits, limits[ref_idx]))
         self._limits = limits
+        # bounds as Python floats: for 1-3 entries scalar checks beat numpy's per-call overhead
         tol = self.action_tolerance * np.maximum(1.0, np.maximum(np.abs(a_low), np.abs(a_high)))
-        self._a_low, self._a_high = a_low, a_high
-        self._a_low_tol, self._a_high_tol = a_low - tol, a_high + tol
         self._a_shape = self.action_space.shape
+        self._bounds = list(
+            zip(a_low.tolist(), a_high.tolist(), (a_low - tol).tolist(), (a_high + tol).tolist())
+        )
 
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(
@@ -107,16 +109,25 @@ class _GemPlant(Plant):
         obs *= self._scale
         return obs, dict(info)
 
-    def validate_action(self, action: Any) -> NDArray[np.float64]:
-        """Fast path of :meth:`Plant.validate_action` (same checks, bounds precomputed)."""
-        a = np.asarray(action, dtype=np.float64)
-        ok = a.shape == self._a_shape
-        if ok and (a >= self._a_low_tol).all() and (a <= self._a_high_tol).all():
-            return np.minimum(np.maximum(a, self._a_low), self._a_high)
-        return super().validate_action(a)  # raises with a message naming the bad entries
+    def step(self, action: Any) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Validate ``action`` (as :meth:`Plant.validate_action`) and advance one period."""
+        if type(action) is np.ndarray and action.shape == self._a_shape:
+            values = []
+            for v, (lo, hi, lo_tol, hi_tol) in zip(action.tolist(), self._bounds):
+                if not lo_tol <= v <= hi_tol:  # also false for NaN
+                    break
+                values.append(lo if v < lo else hi if v > hi else v)
+            else:
+                return self._step_values(values)
+        return self._step(self.validate_action(action))  # raises for a bad action
 
     def _step(
         self, action: NDArray[np.float64]
+    ) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        return self._step_values(action.tolist())
+
+    def _step_values(
+        self, action: list[float]
     ) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
         (state, ref), reward, terminated, truncated, info = self.gem.step(self._gem_action(action))
         self._observe_state(state)
@@ -129,8 +140,8 @@ class _GemPlant(Plant):
         self.gem.close()
 
     # -- hooks ------------------------------------------------------------------------------------
-    def _gem_action(self, action: NDArray[np.float64]) -> NDArray[np.float64]:
-        return action
+    def _gem_action(self, action: list[float]) -> NDArray[np.float64]:
+        return np.array(action)
 
     def _observe_state(self, state: NDArray[np.float64]) -> None:
         """Remember what the next action transform needs from the (normalised) GEM state."""
@@ -253,9 +264,9 @@ class PMSMCurrent(_GemPlant):
     def _observe_state(self, state: NDArray[np.float64]) -> None:
         self._eps = float(state[self._eps_idx]) * self._eps_scale
 
-    def _gem_action(self, action: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _gem_action(self, action: list[float]) -> NDArray[np.float64]:
         # dq -> alpha-beta -> abc at the current electrical angle (GEM's convention)
-        d, q = float(action[0]) * self._k_volt, float(action[1]) * self._k_volt
+        d, q = action[0] * self._k_volt, action[1] * self._k_volt
         c, s = math.cos(self._eps), math.sin(self._eps)
         alpha, beta = c * d - s * q, s * d + c * q
         ua, ub, uc = alpha, -0.5 * alpha + _SQRT3_2 * beta, -0.5 * alpha - _SQRT3_2 * beta
