@@ -61,7 +61,12 @@ def _unit(name: str) -> str:
 class _GemPlant(Plant):
     """Shared wrapper logic: signals, denormalisation, seeding, fast action validation."""
 
-    def __init__(self, gem_env: Any, action_signals: tuple[SignalSpec, ...]) -> None:
+    def __init__(
+        self,
+        gem_env: Any,
+        action_signals: tuple[SignalSpec, ...],
+        bounds: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.gem = gem_env
         ps = gem_env.physical_system
         names = list(ps.state_names)
@@ -73,6 +78,8 @@ class _GemPlant(Plant):
         self.dt = float(ps.tau)
         low = np.concatenate((state_space.low * limits, ref_space.low * limits[ref_idx]))
         high = np.concatenate((state_space.high * limits, ref_space.high * limits[ref_idx]))
+        for name, (lo, hi) in (bounds or {}).items():  # where the plant exceeds GEM's limits
+            low[names.index(name)], high[names.index(name)] = lo, hi
         obs_signals = [
             SignalSpec(n, _unit(n), float(lo), float(hi), _DESCRIPTIONS.get(n, n))
             for n, lo, hi in zip(names, low, high)
@@ -241,7 +248,9 @@ class PMSMCurrent(_GemPlant):
             SignalSpec("u_sd_cmd", "1", -1.0, 1.0, "d-axis voltage / (2/3 u_sup)"),
             SignalSpec("u_sq_cmd", "1", -1.0, 1.0, "q-axis voltage / (2/3 u_sup)"),
         )
-        super().__init__(env, actions)
+        u_max = 2.0 / 3.0 * float(env.physical_system.supply.u_nominal)
+        # the dq voltage reaches the hexagon vertex, beyond GEM's nominal u_sd/u_sq limit u_sup/2
+        super().__init__(env, actions, {"u_sd": (-u_max, u_max), "u_sq": (-u_max, u_max)})
         ps = env.physical_system
         mp = ps.electrical_motor.motor_parameter
         pr = PMSMParams(
