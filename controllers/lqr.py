@@ -65,6 +65,9 @@ class LQRIntegral(FeedbackController):
         Integral-action time scale used in the scaling (s); ``None`` is ``10 dt``.
     state_weights:
         Per-state multipliers of ``q_state`` (model state order); ``None`` is all ones.
+    reference_tau:
+        Time constant of a first-order set-point prefilter (s), started at the measured value;
+        0 disables it.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class LQRIntegral(FeedbackController):
         r_input: float = 1.0,
         t_integral: float | None = None,
         state_weights: Sequence[float] | None = None,
+        reference_tau: float = 0.0,
     ) -> None:
         super().__init__(dt)
         nx, nu, ny = model.nx, model.nu, len(tracked)
@@ -120,15 +124,23 @@ class LQRIntegral(FeedbackController):
         self._tracked = np.asarray(tracked)
         self._u_low, self._u_high = np.asarray(u_low, float), np.asarray(u_high, float)
         self.z = np.zeros(ny)
+        if reference_tau < 0:
+            raise ValueError(f"reference_tau must be >= 0, got {reference_tau}")
+        self._alpha = dt / (reference_tau + dt)
+        self._r_f: FloatArray | None = None
 
     def reset(self) -> None:
-        """Zero the integral state."""
+        """Zero the integral state and the prefilter."""
         self.z = np.zeros_like(self.z)
+        self._r_f = None
 
     def compute(self, observation: FloatArray) -> FloatArray:
         """Action from the observed model states and references."""
         x = observation[self._sidx]
-        ref = observation[self._ridx]
+        if self._r_f is None:
+            self._r_f = x[self._tracked].astype(float)
+        self._r_f = self._r_f + self._alpha * (observation[self._ridx] - self._r_f)
+        ref = self._r_f
         target = self._ss @ np.concatenate([-self._c_aff, ref])
         x_s, u_s = target[: self._nx], target[self._nx :]
         u_raw = u_s - self.k_x @ (x - x_s) + self.k_z @ self.z
@@ -146,6 +158,7 @@ def make_lqr(
     r_input: float = 1.0,
     t_integral: float | None = None,
     state_weights: Sequence[float] | None = None,
+    reference_tau: float = 0.0,
 ) -> LQRIntegral:
     """LQR with integral action designed on ``plant.model()`` (registry name ``"lqr"``).
 
@@ -162,6 +175,11 @@ def make_lqr(
     state_weights:
         Per-state multipliers of ``q_state`` in model state order, e.g. ``(100, 1)`` to favour
         speed over current on the DC motor; default all ones.
+    reference_tau:
+        Set-point prefilter time constant (s); 0 disables it. LQR has no current limit: on
+        ``DCSpeed-v0`` with GEM's random speed references use ``reference_tau=0.3`` (measured: 1 s
+        episodes, seeds 0-2, peak current 108-147 A), else the initial reference jump trips
+        the 210 A limit.
 
     Returns
     -------
@@ -189,4 +207,5 @@ def make_lqr(
         r_input=r_input,
         t_integral=t_integral,
         state_weights=state_weights,
+        reference_tau=reference_tau,
     )

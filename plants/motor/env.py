@@ -248,11 +248,16 @@ class PMSMCurrent(_GemPlant):
             SignalSpec("u_sd_cmd", "1", -1.0, 1.0, "d-axis voltage / (2/3 u_sup)"),
             SignalSpec("u_sq_cmd", "1", -1.0, 1.0, "q-axis voltage / (2/3 u_sup)"),
         )
-        u_max = 2.0 / 3.0 * float(env.physical_system.supply.u_nominal)
-        # the dq voltage reaches the hexagon vertex, beyond GEM's nominal u_sd/u_sq limit u_sup/2
-        super().__init__(env, actions, {"u_sd": (-u_max, u_max), "u_sq": (-u_max, u_max)})
         ps = env.physical_system
         mp = ps.electrical_motor.motor_parameter
+        # Where the plant goes past GEM's nominal limits without violating a constraint: the dq
+        # voltage reaches the hexagon vertex (GEM: u_sup/2); the torque is bounded by the current
+        # circle (GEM's torque limit assumes the nominal 240 A).
+        u_max = 2.0 / 3.0 * float(ps.supply.u_nominal)
+        i_max = float(ps.limits[ps.state_names.index("i_sd")])
+        t_max = 1.5 * mp["p"] * (abs(mp["psi_p"]) + abs(mp["l_d"] - mp["l_q"]) * i_max) * i_max
+        bounds = {"u_sd": (-u_max, u_max), "u_sq": (-u_max, u_max), "torque": (-t_max, t_max)}
+        super().__init__(env, actions, bounds)
         pr = PMSMParams(
             p=float(mp["p"]), r_s=mp["r_s"], l_d=mp["l_d"], l_q=mp["l_q"], psi_p=mp["psi_p"],
             omega=float(ps.mechanical_load.omega_fixed), u_sup=float(ps.supply.u_nominal),
