@@ -217,8 +217,8 @@ class GRPOTrainer:
             last = f"{self.ckpt_path} (step {self._ckpt_step()})" if self.ckpt_path.exists() \
                 else "none written yet"
             raise NonFiniteLossError(
-                f"non-finite {what} ({float(value)}) at step {self.step}: stopped before the "
-                f"optimizer step; last good checkpoint: {last}"
+                f"non-finite {what} ({float(value.detach())}) at step {self.step}: stopped "
+                f"before the optimizer step; last good checkpoint: {last}"
             )
 
     def _splice_extra(

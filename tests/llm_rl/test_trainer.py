@@ -1,0 +1,168 @@
+"""GRPO trainer: CPU smoke trends, exact resume, clear errors, NaN guard."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from llm_rl.config import TrainConfig
+from llm_rl.entropy_control import ConstantController, ControlConfig
+from llm_rl.losses import LossConfig
+from llm_rl.policy import PolicySpec, build_policy, save_policy
+from llm_rl.tokenizer import CharTokenizer
+from llm_rl.trainer import GRPOTrainer, NonFiniteLossError
+
+SETPOINT = 0.6
+
+
+def _cfg(sft_dir, out, **kw):
+    base = dict(sft_dir=sft_dir, out_dir=str(out), tensorboard=False, eval_every=20)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(sft_dir, tmp_path_factory):
+    """Open loop vs PID-controlled bonus from the same warm start (80 steps each)."""
+    out = tmp_path_factory.mktemp("smoke")
+    pid = ControlConfig(name="pid", setpoint=SETPOINT, kp=0.3, ki=0.05, u_max=0.3)
+    runs = {}
+    for name, control in [("open", ControlConfig(setpoint=SETPOINT)), ("pid", pid)]:
+        runs[name] = GRPOTrainer(_cfg(sft_dir, out / name, steps=80, control=control)).train()
+    return runs
+
+
+def _rel_err_second_half(hist):
+    hs = [m["entropy"] for m in hist[len(hist) // 2 :]]
+    return sum(abs(h - SETPOINT) / SETPOINT for h in hs) / len(hs)
+
+
+def test_open_loop_entropy_falls_and_covariance_positive(smoke_runs):
+    h = [m["entropy"] for m in smoke_runs["open"]]
+    first, last = sum(h[:10]) / 10, sum(h[-10:]) / 10
+    assert last < 0.6 * first
+    cov = [m["cov_mean"] for m in smoke_runs["open"]]
+    assert sum(cov) / len(cov) > 0
+    r = [m["reward"] for m in smoke_runs["open"]]
+    assert sum(r[-10:]) > sum(r[:10])
+
+
+def test_pid_tracks_setpoint_better_than_open_loop(smoke_runs):
+    pid_err = _rel_err_second_half(smoke_runs["pid"])
+    open_err = _rel_err_second_half(smoke_runs["open"])
+    assert pid_err < open_err
+    assert max(m["actuator"] for m in smoke_runs["pid"]) > 0
+
+
+def test_metrics_are_complete(smoke_runs):
+    m = smoke_runs["open"][-1]
+    for key in ["entropy", "cov_mean", "cov_tail", "clip_frac_low", "clip_frac_high",
+                "touched_frac", "reward", "zero_var_groups", "distinct_correct", "pass@1",
+                "pass@8", "kl_init", "actuator", "setpoint", "rh_a", "rh_b", "rh_r2"]:
+        assert key in m, key
+    assert m["rh_r2"] is not None and m["kl_init"] > 0
+
+
+def test_resume_reproduces_uninterrupted_run(sft_dir, tmp_path):
+    kw = dict(steps=6, prompts_per_step=4, group_size=4, eval_every=2, checkpoint_every=3,
+              loss=LossConfig(name="clip-cov", clip_cov_ratio=0.05),
+              control=ControlConfig(name="pid", setpoint=0.9, kp=0.3, ki=0.05, u_max=0.3))
+    full = GRPOTrainer(_cfg(sft_dir, tmp_path / "a", **kw)).train()
+    part = GRPOTrainer(_cfg(sft_dir, tmp_path / "b", **kw))
+    part.train(steps=3)  # checkpoint at step 3
+    extra = part.train_step()  # one more step logged, then a "crash" before its checkpoint
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(extra) + "\n")
+    resumed = GRPOTrainer(_cfg(sft_dir, tmp_path / "b", **kw), resume=True)
+    assert resumed.step == 3
+    resumed.train()
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+
+    logged = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == list(range(6))
+    assert strip(logged) == strip(full)
+    a = GRPOTrainer(_cfg(sft_dir, tmp_path / "a", **kw), resume=True).model.state_dict()
+    b = resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_rejects_changed_config(sft_dir, tmp_path):
+    cfg = _cfg(sft_dir, tmp_path, steps=1, prompts_per_step=2, group_size=2, eval_every=5)
+    GRPOTrainer(cfg).train()
+    with pytest.raises(ValueError, match="config differs"):
+        GRPOTrainer(dataclasses.replace(cfg, lr=0.1), resume=True)
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(sft_dir, tmp_path):
+    cfg = _cfg(sft_dir, tmp_path, steps=5, prompts_per_step=2, group_size=4, checkpoint_every=2)
+    trainer = GRPOTrainer(cfg)
+    trainer.train(steps=2)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.controller = ConstantController(ControlConfig(value=float("inf")))  # bonus -> -inf
+    with pytest.raises(NonFiniteLossError, match=r"last good checkpoint.*step 2"):
+        trainer.train()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert all(torch.equal(weights[k], v) for k, v in trainer.model.state_dict().items())
+    assert GRPOTrainer(cfg, resume=True).step == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [("loss", LossConfig(name="ppo-ptx"), "valid loss names: clip-cov, grpo, kl-cov"),
+     ("control", ControlConfig(name="mpc"), "valid controller names"),
+     ("task", "chess", "valid tasks")],
+)
+def test_unknown_names_fail_fast(tmp_path, field, value, match):
+    cfg = dataclasses.replace(TrainConfig(out_dir=str(tmp_path), sft_dir=str(tmp_path)),
+                              **{field: value})
+    with pytest.raises(KeyError, match=match):
+        GRPOTrainer(cfg)
+    assert not list(tmp_path.iterdir())  # failed before any work
+
+
+def test_task_tokenizer_mismatch(tmp_path):
+    tok = CharTokenizer("0123456789+s:")  # sumpair only
+    save_policy(build_policy(PolicySpec(n_layer=1, n_embd=32, n_head=2), tok), tok, tmp_path / "p")
+    cfg = TrainConfig(task="countdown-lite", init=str(tmp_path / "p"), out_dir=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="task/tokenizer mismatch"):
+        GRPOTrainer(cfg)
+
+
+@pytest.mark.parametrize(
+    ("loss", "control", "extra"),
+    [(LossConfig(name="kl-cov", kl_cov_ratio=0.05), ControlConfig(), {}),
+     (LossConfig(eps_high=0.28), ControlConfig(name="dual", value=0.01, u_max=0.1),
+      {"dynamic_sampling": True}),
+     (LossConfig(name="clip-cov"), ControlConfig(name="sign", actuator="clip_cov_ratio",
+                                                 setpoint=2.0, value=0.01, u_max=0.2, delta=0.05),
+      {}),
+     (LossConfig(), ControlConfig(name="aepo", actuator="temperature", setpoint=2.0),
+      {"prompts_per_step": 12}),
+     (LossConfig(agg="seq-mean-token-sum", scale_adv_by_std=False),
+      ControlConfig(name="pid", actuator="temperature", value=1.0, u_min=0.5, u_max=1.5,
+                    setpoint=2.0), {})],
+)
+def test_variants_run(sft_dir, tmp_path, loss, control, extra):
+    kw = {"steps": 3, "prompts_per_step": 4, "group_size": 4, **extra}
+    cfg = _cfg(sft_dir, tmp_path, loss=loss, control=control, **kw)
+    hist = GRPOTrainer(cfg).train()
+    assert len(hist) == 3 and all(m["updates"] >= 1 or m["zero_var_groups"] == 1 for m in hist)
+    if loss.name != "grpo":
+        assert hist[0]["touched_frac"] > 0
+    if control.name == "aepo":
+        assert hist[0]["actuator"] == 0.8 and hist[1]["actuator"] == 1.2  # H < 2 -> T_high
+        assert sum(m["spliced"] for m in hist) > 0
+    if control.actuator == "temperature" and control.name == "pid":
+        assert hist[-1]["temperature"] > 1.0  # entropy far below 2.0 -> hotter sampling
+    assert (tmp_path / "policy" / "config.json").is_file()
+
+
+def test_tensorboard_events_written(sft_dir, tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    cfg = _cfg(sft_dir, tmp_path, steps=1, prompts_per_step=2, group_size=2, tensorboard=True)
+    GRPOTrainer(cfg).train()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
