@@ -1,9 +1,10 @@
 """Performance metrics: pure functions over a :class:`~ctrlbench.trajectory.Trajectory`.
 
 Tracking metrics use the error ``e = reference - tracked`` over samples ``1..T`` (the samples the
-controller influenced). Step-response metrics (overshoot, rise and settling time) assume the
-reference is a step: its final value is the target and the tracked signal's initial value is the
-start.
+controller influenced). Step-response metrics (overshoot, rise and settling time) are defined for a
+reference that is constant or changes once (a step): the final reference value is the target, the
+tracked signal's value at the step is the start, and times are counted from the step. For any
+other reference they return NaN.
 """
 
 from __future__ import annotations
@@ -50,18 +51,30 @@ def itae(traj: Trajectory, reference: str | None = None) -> float:
     return float(np.sum(traj.time[1:] * np.abs(_err(traj, reference))) * traj.dt)
 
 
-def _step(traj: Trajectory, reference: str | None) -> tuple[NDArray[np.float64], float, float]:
+def _step(
+    traj: Trajectory, reference: str | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float] | None:
+    """``(y, t, y0, r)`` from the step on, or ``None`` when the reference is not a step."""
     pairs = dict(traj.tracking_pairs)
     ref = reference if reference is not None else next(iter(pairs), None)
     if ref is None or ref not in pairs:
         raise KeyError(f"unknown reference {ref!r}; valid references: {sorted(pairs)}")
-    y = traj.signal(pairs[ref])
-    return y, float(y[0]), float(traj.signal(ref)[-1])
+    r = traj.signal(ref)
+    changes = np.flatnonzero(np.diff(r) != 0)
+    if changes.size > 1:
+        return None
+    k0 = int(changes[0]) + 1 if changes.size else 0
+    y = traj.signal(pairs[ref])[k0:]
+    k_start = max(k0 - 1, 0)  # the sample just before the step is the starting value
+    return y, traj.time[k0:] - traj.time[k0], float(traj.signal(pairs[ref])[k_start]), float(r[-1])
 
 
 def overshoot(traj: Trajectory, reference: str | None = None) -> float:
     """Peak overshoot past the final reference, in percent of the step size (>= 0)."""
-    y, y0, r = _step(traj, reference)
+    step = _step(traj, reference)
+    if step is None:
+        return float("nan")
+    y, _, y0, r = step
     size = r - y0
     if size == 0:
         return 0.0
@@ -72,7 +85,10 @@ def rise_time(
     traj: Trajectory, reference: str | None = None, lo: float = 0.1, hi: float = 0.9
 ) -> float:
     """Time from ``lo`` to ``hi`` of the step (NaN when never reached)."""
-    y, y0, r = _step(traj, reference)
+    step = _step(traj, reference)
+    if step is None:
+        return float("nan")
+    y, t, y0, r = step
     size = r - y0
     if size == 0:
         return 0.0
@@ -81,22 +97,25 @@ def rise_time(
     t_hi = np.flatnonzero(frac >= hi)
     if t_lo.size == 0 or t_hi.size == 0:
         return float("nan")
-    return float(traj.time[t_hi[0]] - traj.time[t_lo[0]])
+    return float(t[t_hi[0]] - t[t_lo[0]])
 
 
 def settling_time(traj: Trajectory, reference: str | None = None, band: float = 0.02) -> float:
     """Time after which the tracked signal stays within ``band`` of the step size of its target.
 
-    NaN when it is outside the band at the last sample.
+    Counted from the step; NaN when it is outside the band at the last sample.
     """
-    y, y0, r = _step(traj, reference)
+    step = _step(traj, reference)
+    if step is None:
+        return float("nan")
+    y, t, y0, r = step
     tol = band * max(abs(r - y0), 1e-12)
     outside = np.flatnonzero(np.abs(y - r) > tol)
     if outside.size == 0:
         return 0.0
     if outside[-1] == y.size - 1:
         return float("nan")
-    return float(traj.time[outside[-1] + 1])
+    return float(t[outside[-1] + 1])
 
 
 def steady_state_error(traj: Trajectory, reference: str | None = None, tail: float = 0.1) -> float:

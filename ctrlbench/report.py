@@ -50,54 +50,68 @@ def _columns(records: list[dict[str, Any]]) -> list[str]:
 
 
 def _table(records: list[dict[str, Any]]) -> list[str]:
+    """One table per plant: a row per (controller, options), metrics averaged over seeds."""
     ok = [r for r in records if r.get("status") == "ok"]
-    cols = _columns(ok)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in ok:
         groups[_group_key(r)].append(r)
-    lines = [
-        "| plant | controller | options | seeds | " + " | ".join(cols) + " |",
-        "|" + "---|" * (4 + len(cols)),
-    ]
-    for (plant, ctrl, opts), recs in sorted(groups.items()):
-        cells = []
-        for c in cols:
-            vals = np.array([float(r["metrics"].get(c, np.nan)) for r in recs])
-            cells.append(_fmt(float(np.mean(vals))) if vals.size else "")
-        lines.append(
-            f"| {plant} | {ctrl} | {opts or '-'} | {len(recs)} | " + " | ".join(cells) + " |"
-        )
+    lines: list[str] = []
+    for plant in sorted({r["plant"] for r in ok}):
+        cols = _columns([r for r in ok if r["plant"] == plant])
+        lines += [
+            "",
+            f"### {plant}",
+            "",
+            "| controller | options | seeds | " + " | ".join(cols) + " |",
+            "|" + "---|" * (3 + len(cols)),
+        ]
+        for (p, ctrl, opts), recs in sorted(groups.items()):
+            if p != plant:
+                continue
+            cells = [
+                _fmt(float(np.nanmean(vals))) if np.any(~np.isnan(vals)) else "nan"
+                for vals in (
+                    np.array([float(r["metrics"].get(c, np.nan)) for r in recs]) for c in cols
+                )
+            ]
+            lines.append(f"| {ctrl} | {opts or '-'} | {len(recs)} | " + " | ".join(cells) + " |")
     return lines
 
 
 def _figures(out: Path, records: list[dict[str, Any]]) -> list[str]:
-    """One figure per plant: the first reference response of each controller (lowest seed)."""
+    """One figure per (plant, plant options): every reference response of each controller.
+
+    Each controller is drawn from its lowest-seed run; references come from the first one.
+    """
     from matplotlib.figure import Figure
 
     lines = []
-    by_plant: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    cases: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in sorted((r for r in records if r.get("status") == "ok"), key=lambda r: r["seed"]):
-        by_plant[r["plant"]].setdefault(r["controller"], r)
-    for plant, recs in sorted(by_plant.items()):
-        fig = Figure(figsize=(8, 3.2), layout="constrained")
-        ax = fig.subplots()
-        ref_drawn = False
-        for ctrl, rec in sorted(recs.items()):
-            traj = Trajectory.load(out / rec["trajectory"])
-            pairs = traj.tracking_pairs
-            if not pairs:
-                continue
-            ref, tracked = pairs[0]
-            if not ref_drawn:
-                ax.plot(traj.time, traj.signal(ref), "k--", lw=1, label=ref)
-                ref_drawn = True
-            ax.plot(traj.time, traj.signal(tracked), lw=1, label=f"{ctrl}: {tracked}")
-        ax.set_xlabel("time [s]")
-        ax.legend(fontsize="small")
-        ax.set_title(plant)
-        name = f"fig_{plant.replace('/', '_')}.png"
-        fig.savefig(out / name, dpi=110)
-        lines.append(f"![{plant}]({name})")
+        key = (r["plant"], json.dumps(r.get("plant_options", {}), sort_keys=True))
+        cases[key].setdefault(r["controller"], r)
+    for i, ((plant, opts), recs) in enumerate(sorted(cases.items())):
+        trajs = {c: Trajectory.load(out / rec["trajectory"]) for c, rec in sorted(recs.items())}
+        pairs = next(iter(trajs.values())).tracking_pairs
+        if not pairs:
+            continue
+        fig = Figure(figsize=(8, 2.4 * len(pairs)), layout="constrained")
+        axes = fig.subplots(len(pairs), 1, sharex=True, squeeze=False)[:, 0]
+        first = next(iter(trajs.values()))
+        units = {s.name: s.unit for s in first.observation_signals}
+        for ax, (ref, tracked) in zip(axes, pairs):
+            ax.plot(first.time, first.signal(ref), "k--", lw=1, label=ref)
+            for ctrl, traj in trajs.items():
+                ax.plot(traj.time, traj.signal(tracked), lw=1, label=f"{ctrl}")
+            ax.set_ylabel(f"{tracked} [{units.get(tracked, '')}]")
+            ax.legend(fontsize="small", loc="best")
+        axes[-1].set_xlabel("time [s]")
+        fig.suptitle(
+            f"{plant} {opts if opts != '{}' else ''} (seed {min(r['seed'] for r in recs.values())})"
+        )
+        name = f"fig_{i:02d}_{plant.replace('/', '_')}.png"
+        fig.savefig(out / name, dpi=100)
+        lines.append(f"![{plant} {opts}]({name})")
     return lines
 
 
@@ -112,8 +126,9 @@ def build_report(out_dir: str | Path, figures: bool = True) -> Path:
     lines = [
         f"# Study report: {spec.get('name', out.name)}",
         "",
-        f"{len(records)} runs recorded, {len(failed)} failed. Metrics are means over seeds; "
-        "step metrics use the final reference value as the target.",
+        f"{len(records)} runs recorded, {len(failed)} failed. Metrics are means over seeds "
+        "(NaN seeds skipped). Step metrics (overshoot [%], rise and settling time [s], from the "
+        "step) are defined only for step references and read nan otherwise.",
         "",
     ]
     lines += _table(records)

@@ -65,7 +65,8 @@ class StudySpec:
     plant_options:
         Fixed options for every plant.
     controller_options:
-        Fixed options per controller name.
+        Fixed options per controller name; a key ``"<controller>@<plant id>"`` adds options for
+        that controller on that plant only (e.g. a set-point prefilter one plant needs).
     grid:
         Parameter grid ``{"plant.<option>" | "controller.<option>": [values, ...]}``; the study
         runs the Cartesian product.
@@ -84,11 +85,14 @@ class StudySpec:
         for key in self.grid:
             if not key.startswith(("plant.", "controller.")):
                 raise ValueError(f"grid key {key!r} must start with 'plant.' or 'controller.'")
-        unknown = sorted(set(self.controller_options) - set(self.controllers))
-        if unknown:
-            raise ValueError(
-                f"controller_options for {unknown} not in controllers {list(self.controllers)}"
-            )
+        for key in self.controller_options:
+            ctrl, _, plant = key.partition("@")
+            if ctrl not in self.controllers or (plant and plant not in self.plants):
+                raise ValueError(
+                    f"controller_options key {key!r} must be a controller of "
+                    f"{list(self.controllers)} or '<controller>@<plant>' with a plant of "
+                    f"{list(self.plants)}"
+                )
 
     @classmethod
     def from_file(cls, path: str | Path) -> StudySpec:
@@ -126,7 +130,8 @@ class StudySpec:
         for plant, ctrl in itertools.product(self.plants, self.controllers):
             for values in itertools.product(*(self.grid[k] for k in keys)):
                 p_opts = dict(self.plant_options)
-                c_opts = dict(self.controller_options.get(ctrl, {}))
+                c_opts = {**self.controller_options.get(ctrl, {}),
+                          **self.controller_options.get(f"{ctrl}@{plant}", {})}
                 for k, v in zip(keys, values):
                     scope, _, opt = k.partition(".")
                     (p_opts if scope == "plant" else c_opts)[opt] = v

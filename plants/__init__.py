@@ -9,9 +9,11 @@ def register() -> None:
         "DCSpeed-v0",
         "plants.motor.env:DCSpeed",
         "Permanently excited DC motor, speed control (GEM Cont-SC-PermExDc-v0), duty-cycle action",
+        max_episode_steps=10_000,
     )
     register_plant(
         "PMSMCurrent-v0",
         "plants.motor.env:PMSMCurrent",
         "PMSM dq current control at constant speed (GEM Cont-CC-PMSM-v0), dq-voltage action",
+        max_episode_steps=10_000,
     )

@@ -62,3 +62,22 @@ def test_summary_keys(first_order):
     s = metrics.summary(first_order)
     assert s["iae"] == s["r.iae"] and s["steps"] == len(first_order)
     assert s["return"] == pytest.approx(-s["iae"] / first_order.dt, rel=1e-9)
+
+
+def test_step_metrics_count_from_a_delayed_step():
+    dt, k0 = 1e-3, 500
+    t = np.arange(0, 10 + dt / 2, dt)
+    y = np.where(t < k0 * dt, 0.0, 1 - np.exp(-(t - k0 * dt)))
+    ref = np.where(np.arange(t.size) < k0, 0.0, 1.0)
+    tr = make(y, ref, np.ones(t.size - 1), dt)
+    assert metrics.rise_time(tr) == pytest.approx(math.log(9), abs=2e-3)
+    assert metrics.settling_time(tr) == pytest.approx(math.log(50), abs=2e-3)
+    assert metrics.overshoot(tr) == 0.0
+
+
+def test_step_metrics_are_nan_for_a_non_step_reference():
+    t = np.arange(100) * 0.01
+    tr = make(np.sin(t), np.sin(t + 0.1), np.zeros(99), 0.01)
+    assert all(math.isnan(f(tr)) for f in (metrics.overshoot, metrics.rise_time,
+                                           metrics.settling_time))
+    assert metrics.iae(tr) > 0

@@ -82,6 +82,15 @@ def test_spec_expands_to_the_cartesian_product():
     assert spec.runs()[3].run_id == runs[3].run_id  # stable
 
 
+def test_per_plant_controller_options():
+    spec = StudySpec("s", (MSD, "other"), ("a",),
+                     controller_options={"a": {"kp": 1, "kd": 2}, f"a@{MSD}": {"kp": 5}})
+    opts = {r.plant: r.controller_options for r in spec.runs()}
+    assert opts == {MSD: {"kp": 5, "kd": 2}, "other": {"kp": 1, "kd": 2}}
+    with pytest.raises(ValueError, match="controller_options key 'a@nope'"):
+        StudySpec("s", (MSD,), ("a",), controller_options={"a@nope": {}})
+
+
 def test_spec_rejects_unknown_keys_and_unscoped_grid():
     with pytest.raises(KeyError, match="valid keys"):
         StudySpec.from_dict({"name": "x", "plants": [MSD], "controllers": ["a"], "seed": [1]})
@@ -114,7 +123,7 @@ def test_study_records_failures_resumes_and_reports(tmp_path):
     assert again == []
     # report from the records alone
     report = build_report(out).read_text()
-    assert "| ctrlbench/MassSpringDamper-v0 | pd-test |" in report
+    assert "### ctrlbench/MassSpringDamper-v0" in report and "| pd-test |" in report
     assert report.count("broken-test") >= 4 and "## Failed runs" in report
     assert list(out.glob("fig_*.png"))
 
