@@ -166,7 +166,8 @@ class GRPOTrainer:
         m.update(self._update(ro, adv, keep, old_logp, ref_logp, coef, rho))
         # CONTROL + EVALUATION
         ctrl.update(entropy)
-        if step % cfg.eval_every == 0 or step == cfg.steps - 1:
+        m["evaluated"] = step % cfg.eval_every == 0 or step == cfg.steps - 1
+        if m["evaluated"]:
             self.last_eval = self.evaluate()
             self.eval_points.append((entropy, float(self.last_eval["pass@1"] or 0.0)))
         m.update(self.last_eval)
