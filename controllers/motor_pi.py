@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from controllers.pid import PID
 from controllers.pid_design import rl_technical_optimum, symmetrical_optimum
+from controllers.siso_pid import design_mass_spring_damper
 from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
 from ctrlbench.plant import signals_of
@@ -54,12 +55,16 @@ class PIDesignOptions:
         Current-reference limit of a speed loop (A); ``None`` uses 90 % of the model's bound.
     prefilter:
         First-order set-point prefilter on the speed loop (cancels the PI zero).
+    bandwidth:
+        Closed-loop bandwidth (rad/s) of a pole-placement design (mass-spring-damper);
+        ``None`` uses that design's default.
     """
 
     t_sigma: float | None = None
     a: float = 4.0
     current_limit: float | None = None
     prefilter: bool = True
+    bandwidth: float | None = None
 
 
 def _reference_of(signals: tuple[SignalSpec, ...], tracked: str) -> int:
@@ -225,6 +230,7 @@ def _design_dc(plant: Any, model: PlantModel, options: PIDesignOptions) -> Feedb
 
 register_pi_design("pmsm_dq", _design_pmsm)
 register_pi_design("dc_motor", _design_dc)
+register_pi_design("mass_spring_damper", design_mass_spring_damper)
 
 
 def make_pid(
@@ -234,6 +240,7 @@ def make_pid(
     a: float = 4.0,
     current_limit: float | None = None,
     prefilter: bool = True,
+    bandwidth: float | None = None,
 ) -> FeedbackController:
     """PI/PID designed from ``plant.model()`` (registry name ``"pid"``).
 
@@ -249,6 +256,8 @@ def make_pid(
         Current-reference limit of a speed loop (A); default 90 % of the model's current bound.
     prefilter:
         Set-point prefilter on a speed loop.
+    bandwidth:
+        Closed-loop bandwidth (rad/s) of a pole-placement design (mass-spring-damper).
 
     Returns
     -------
@@ -266,6 +275,7 @@ def make_pid(
             f"no PI design for model {model.name!r}; designs exist for {sorted(PI_DESIGNS)}"
         )
     options = PIDesignOptions(
-        t_sigma=t_sigma, a=a, current_limit=current_limit, prefilter=prefilter
+        t_sigma=t_sigma, a=a, current_limit=current_limit, prefilter=prefilter,
+        bandwidth=bandwidth,
     )
     return PI_DESIGNS[model.name](plant, model, options)

@@ -42,6 +42,9 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
     action_signals: tuple[SignalSpec, ...]
     #: Relative tolerance on action bounds before an action is rejected as out of range.
     action_tolerance: float = 1e-6
+    #: Options this plant recommends per controller name, e.g. ``{"lqr": {"reference_tau": 0.3}}``;
+    #: :func:`ctrlbench.make_controller` applies them unless the caller overrides them.
+    controller_defaults: dict[str, dict[str, Any]] = {}  # noqa: RUF012
 
     def model(self) -> PlantModel:
         """The plant's equations for model-based controllers.

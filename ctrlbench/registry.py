@@ -186,7 +186,15 @@ def make_plant(plant_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
 
 
 def make_controller(name: str, plant: gym.Env[Any, Any], **kwargs: Any) -> Any:
-    """Build controller ``name`` for ``plant``; unknown names or options raise."""
+    """Build controller ``name`` for ``plant``; unknown names or options raise.
+
+    A plant may recommend options per controller in a ``controller_defaults`` mapping
+    (``{"lqr": {"reference_tau": 0.3}}``); explicit ``kwargs`` override them.
+    """
     factory = CONTROLLERS.load(name)
-    check_kwargs("controller", name, factory, kwargs, skip=1)
-    return factory(plant, **kwargs)
+    defaults: Mapping[str, Any] = {}
+    if plant is not None:
+        defaults = getattr(plant.unwrapped, "controller_defaults", {}).get(name, {})
+    options = {**defaults, **kwargs}
+    check_kwargs("controller", name, factory, options, skip=1)
+    return factory(plant, **options)

@@ -177,6 +177,10 @@ class DCSpeed(_GemPlant):
         Time of the step (s), for ``reference="step"``.
     """
 
+    #: LQR has no current limit: GEM's random speed steps need a set-point prefilter, else the
+    #: first jump trips the 210 A limit (0.3 s: 1 s episodes, seeds 0-2, peak 108-147 A).
+    controller_defaults = {"lqr": {"reference_tau": 0.3}}  # noqa: RUF012
+
     def __init__(
         self, reference: str = "gem", step_to: float = 100.0, step_time: float = 1e-3
     ) -> None:

@@ -106,16 +106,20 @@ def test_lqr_pmsm_tracks_step() -> None:
 def test_lqr_dc_stabilizes_speed() -> None:
     plant = make_plant(DC, reference="step", step_to=20.0)
     ctrl = make_controller(
-        "lqr", plant, q_state=1.0, state_weights=(100.0, 1.0), t_integral=0.01
+        "lqr", plant, q_state=1.0, state_weights=(100.0, 1.0), t_integral=0.01,
+        reference_tau=0.0,  # overrides the plant's recommended prefilter
     )
     assert np.max(np.abs(ctrl.closed_loop_poles)) < 1.0
     traj = simulate(plant, ctrl, steps=4000, seed=0)
     assert not traj.terminated
     assert metrics.steady_state_error(traj, "omega_ref") < 0.5  # rad/s of a 20 rad/s step
-    # GEM's random references: the prefilter keeps the current below its 210 A limit
+    # GEM's random references: the plant's recommended prefilter (controller_defaults) keeps the
+    # current below its 210 A limit; without it the first reference jump trips the limit
     plant = make_plant(DC)
-    traj = simulate(plant, make_controller("lqr", plant, reference_tau=0.3), steps=2000, seed=1)
+    traj = simulate(plant, make_controller("lqr", plant), steps=2000, seed=1)
     assert not traj.terminated
+    traj = simulate(plant, make_controller("lqr", plant, reference_tau=0.0), steps=2000, seed=1)
+    assert traj.terminated
     with pytest.raises(ValueError, match="state_weights"):
         make_controller("lqr", plant, state_weights=(1.0,))
 

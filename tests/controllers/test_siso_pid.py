@@ -1,0 +1,26 @@
+"""The pole-placement PID on the mass-spring-damper."""
+
+import numpy as np
+import pytest
+
+import ctrlbench
+from ctrlbench import metrics
+
+
+@pytest.mark.parametrize("bandwidth", [2.0, 4.0])
+def test_pid_removes_the_error_and_faster_bandwidth_settles_sooner(bandwidth):
+    plant = ctrlbench.make_plant("ctrlbench/MassSpringDamper-v0", ref_range=0.3)
+    ctrl = ctrlbench.make_controller("pid", plant, bandwidth=bandwidth)
+    traj = ctrlbench.simulate(plant, ctrl, steps=1000, seed=0)
+    assert metrics.steady_state_error(traj) < 1e-3 * abs(traj.signal("x_ref")[0])
+    settle = metrics.settling_time(traj)
+    # three poles at -w: settling ~ 6.3 / w (2 % band, no zeros); the PID zeros move it a little
+    assert 3.0 / bandwidth < settle < 12.0 / bandwidth
+
+
+def test_gains_place_the_closed_loop_poles():
+    plant = ctrlbench.make_plant("ctrlbench/MassSpringDamper-v0", m=2.0, c=0.4, k=3.0)
+    pid = ctrlbench.make_controller("pid", plant, bandwidth=5.0).pid
+    m, c, k, w = 2.0, 0.4, 3.0, 5.0
+    poles = np.roots([m, c + float(pid.kd), k + float(pid.kp), float(pid.ki)])
+    np.testing.assert_allclose(poles, [-w, -w, -w], atol=1e-3)
