@@ -196,15 +196,23 @@ class DCSpeedCascadePI(FeedbackController):
 
 
 Design = Callable[[Any, PlantModel, PIDesignOptions], FeedbackController]
-PI_DESIGNS: dict[str, Design] = {}
-"""``model name -> design(plant, model, options)``; see :func:`register_pi_design`."""
+PI_DESIGNS: dict[str, tuple[Design, frozenset[str]]] = {}
+"""``model name -> (design(plant, model, options), options it uses)``; see
+:func:`register_pi_design`."""
 
 
-def register_pi_design(model_name: str, design: Design) -> None:
-    """Register the PI design for plants whose ``model().name`` is ``model_name``."""
+def register_pi_design(model_name: str, design: Design, uses: tuple[str, ...]) -> None:
+    """Register the PI design for plants whose ``model().name`` is ``model_name``.
+
+    ``uses`` names the :class:`PIDesignOptions` fields the design reads; setting any other field
+    away from its default is an error (no silently ignored options).
+    """
     if model_name in PI_DESIGNS:
         raise ValueError(f"a PI design for {model_name!r} is already registered")
-    PI_DESIGNS[model_name] = design
+    unknown = set(uses) - set(PIDesignOptions.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown design option(s) {sorted(unknown)}")
+    PI_DESIGNS[model_name] = (design, frozenset(uses))
 
 
 def _indices(plant: Any, *names: str) -> tuple[int, ...]:
@@ -228,9 +236,9 @@ def _design_dc(plant: Any, model: PlantModel, options: PIDesignOptions) -> Feedb
     return DCSpeedCascadePI(float(plant.get_wrapper_attr("dt")), model, idx, options)
 
 
-register_pi_design("pmsm_dq", _design_pmsm)
-register_pi_design("dc_motor", _design_dc)
-register_pi_design("mass_spring_damper", design_mass_spring_damper)
+register_pi_design("pmsm_dq", _design_pmsm, uses=("t_sigma",))
+register_pi_design("dc_motor", _design_dc, uses=("t_sigma", "a", "current_limit", "prefilter"))
+register_pi_design("mass_spring_damper", design_mass_spring_damper, uses=("bandwidth",))
 
 
 def make_pid(
@@ -268,6 +276,8 @@ def make_pid(
     ------
     KeyError
         When no design is registered for the plant's model (lists the known ones).
+    TypeError
+        When an option the plant's design does not use is set.
     """
     model: PlantModel = plant.get_wrapper_attr("model")()
     if model.name not in PI_DESIGNS:
@@ -278,4 +288,15 @@ def make_pid(
         t_sigma=t_sigma, a=a, current_limit=current_limit, prefilter=prefilter,
         bandwidth=bandwidth,
     )
-    return PI_DESIGNS[model.name](plant, model, options)
+    design, uses = PI_DESIGNS[model.name]
+    default = PIDesignOptions()
+    ignored = sorted(
+        f for f in PIDesignOptions.__dataclass_fields__
+        if f not in uses and getattr(options, f) != getattr(default, f)
+    )
+    if ignored:
+        raise TypeError(
+            f"option(s) {ignored} do not apply to the {model.name!r} PI design; "
+            f"it uses {sorted(uses)}"
+        )
+    return design(plant, model, options)

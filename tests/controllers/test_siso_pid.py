@@ -24,3 +24,12 @@ def test_gains_place_the_closed_loop_poles():
     m, c, k, w = 2.0, 0.4, 3.0, 5.0
     poles = np.roots([m, c + float(pid.kd), k + float(pid.kp), float(pid.ki)])
     np.testing.assert_allclose(poles, [-w, -w, -w], atol=1e-3)
+
+
+def test_options_a_design_does_not_use_are_rejected():
+    plant = ctrlbench.make_plant("ctrlbench/PMSMCurrent-v0")
+    with pytest.raises(TypeError, match=r"\['bandwidth'\] do not apply to the 'pmsm_dq'"):
+        ctrlbench.make_controller("pid", plant, bandwidth=100.0)
+    msd = ctrlbench.make_plant("ctrlbench/MassSpringDamper-v0")
+    with pytest.raises(TypeError, match=r"it uses \['bandwidth'\]"):
+        ctrlbench.make_controller("pid", msd, a=3.0)
