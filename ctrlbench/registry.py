@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import gymnasium as gym
 
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 NAMESPACE = "ctrlbench"
+T = TypeVar("T")
 _PLUGINS_LOADED: set[str] = set()
 
 
@@ -83,51 +84,69 @@ class Entry:
     """A registered name: lazy entry point and a one-line description."""
 
     name: str
-    entry_point: str | Callable[..., Any]
+    entry_point: Any
     description: str
 
 
-class Registry:
-    """Name -> lazy entry point.
+class Registry(Generic[T]):
+    """Name -> lazy entry point (an object, or a ``"module:attr"`` string imported on use).
 
     Parameters
     ----------
     kind:
-        What the registry holds, used in error messages (``"controller"``).
+        What the registry holds, used in error messages (``"controller"``, ``"loss"``).
+    plugin_group:
+        Entry-point group whose registration hooks run before the first lookup (the global
+        controller registry uses ``"ctrlbench.plugins"``); ``None`` for a self-contained registry.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plugin_group: str | None = None) -> None:
         self.kind = kind
+        self.plugin_group = plugin_group
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, entry_point: str | Callable[..., Any], description: str) -> None:
+    def register(self, name: str, entry_point: T | str, description: str = "") -> None:
         """Add ``name``; a duplicate name raises ``ValueError``."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = Entry(name, entry_point, description)
 
+    def _plugins(self) -> None:
+        if self.plugin_group is not None:
+            load_plugins(self.plugin_group)
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
-        load_plugins()
+        self._plugins()
         return sorted(self._entries)
 
     def entry(self, name: str) -> Entry:
         """The :class:`Entry` for ``name``; unknown names raise ``KeyError`` listing valid ones."""
-        load_plugins()
+        self._plugins()
         if name not in self._entries:
             raise _unknown(self.kind, name, list(self._entries))
         return self._entries[name]
 
-    def load(self, name: str) -> Callable[..., Any]:
-        """Import and return the factory behind ``name``."""
-        return load_entry_point(self.entry(name).entry_point)
+    def load(self, name: str) -> T:
+        """The object behind ``name``, importing a lazy ``"module:attr"`` entry on first use."""
+        entry = self.entry(name)
+        if isinstance(entry.entry_point, str):
+            obj = load_entry_point(entry.entry_point)
+            self._entries[name] = Entry(name, obj, entry.description)
+            return obj  # type: ignore[return-value]
+        return entry.entry_point  # type: ignore[no-any-return]
+
+    get = load
 
     def __contains__(self, name: object) -> bool:
-        load_plugins()
+        self._plugins()
         return name in self._entries
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
-CONTROLLERS = Registry("controller")
+
+CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", "ctrlbench.plugins")
 """Controller factories ``factory(plant, **options) -> Controller``."""
 
 _PLANT_DESCRIPTIONS: dict[str, str] = {}

@@ -41,6 +41,8 @@ __all__ = ["DCSpeed", "PMSMCurrent"]
 
 Obs = NDArray[np.float64]
 _SQRT3_2 = math.sqrt(3.0) / 2.0
+#: Observation-space bounds are the signal bounds times this (room for a terminating step).
+OBS_MARGIN = 1.5
 _REFERENCES = ("gem", "step")
 _DESCRIPTIONS = {
     "omega": "mechanical speed", "torque": "electrical torque", "epsilon": "electrical angle",
@@ -90,7 +92,10 @@ class _GemPlant(Plant):
         ]
         self.observation_signals = tuple(obs_signals)
         self.action_signals = action_signals
-        self.observation_space = spaces.Box(low, high, dtype=np.float64)
+        # GEM terminates an episode on the step that crosses a limit, so that last observation
+        # lies past the limit (seen: 230 A on a 210 A limit). The observation space leaves
+        # OBS_MARGIN for it; the signals keep the limits themselves (constraint metrics use them).
+        self.observation_space = spaces.Box(low * OBS_MARGIN, high * OBS_MARGIN, dtype=np.float64)
         a_low = np.array([s.low for s in action_signals])
         a_high = np.array([s.high for s in action_signals])
         self.action_space = spaces.Box(a_low, a_high, dtype=np.float64)
