@@ -63,7 +63,7 @@ def _decoder(model: PreTrainedModel, compiled: bool) -> Callable[..., Any]:
         return model
     key = id(model)
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+        _COMPILED[key] = torch.compile(model, mode="reduce-overhead")
     return _COMPILED[key]
 
 
@@ -102,7 +102,11 @@ def sample(
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     cache: Any
     if fast:
-        cache = StaticCache(config=model.config, max_cache_len=plen + max_new_tokens)
+        # Fixed shapes for graph capture: the static cache and a full-length attention mask
+        # whose future columns are switched on one per step.
+        total = plen + max_new_tokens
+        cache = StaticCache(config=model.config, max_cache_len=total)
+        mask = torch.cat([mask, mask.new_zeros(bsz, max_new_tokens)], dim=-1)
     else:
         cache = DynamicCache()
     step = _decoder(model, fast and device.type == "cuda")
@@ -124,20 +128,27 @@ def sample(
         ents.append(torch.where(alive, ent, torch.zeros_like(ent)))
         valid.append(alive.clone())
         alive = alive & (tok != eos_id)
-        if i == max_new_tokens - 1 or not bool(alive.any()):
+        # The fast path never syncs on `alive` (fixed work per step, no host round trip).
+        if i == max_new_tokens - 1 or (not fast and not bool(alive.any())):
             break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
         last_pos = last_pos + 1
         if fast:
+            mask[:, plen + i] = 1
             kwargs["cache_position"] = torch.tensor([plen + i], device=device)
+        else:
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
         out = step(tok[:, None], attention_mask=mask, position_ids=last_pos[:, None], **kwargs)
         logits = out.logits[:, -1]
+    valid_t = torch.stack(valid, 1)
+    width = len(valid)
+    if fast:  # drop trailing columns where every row had already stopped (one sync, at the end)
+        width = int(valid_t.any(0).nonzero().max()) + 1
     return Rollout(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
-        tokens=torch.stack(toks, 1),
-        logprobs=torch.stack(logps, 1),
-        entropy=torch.stack(ents, 1),
-        mask=torch.stack(valid, 1).float(),
+        tokens=torch.stack(toks, 1)[:, :width],
+        logprobs=torch.stack(logps, 1)[:, :width],
+        entropy=torch.stack(ents, 1)[:, :width],
+        mask=valid_t[:, :width].float(),
         temperature=temp,
     )

@@ -72,3 +72,19 @@ def test_package_import_is_light():
     code = "import sys, llm_rl; import ctrlbench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_fast_path_trims_like_early_exit(setup):
+    # A huge eos logit makes every row stop at once; both paths return one column.
+    model, tok = setup[0], setup[1]
+    bias = torch.zeros(tok.vocab_size)
+    bias[tok.eos_id] = 1e4
+    head = model.get_output_embeddings()
+    old = None if head.bias is None else head.bias.data.clone()
+    head.bias = torch.nn.Parameter(bias if old is None else old + bias)
+    try:
+        a, b = _sample(setup, max_new_tokens=6), _sample(setup, max_new_tokens=6, fast=True)
+    finally:
+        head.bias = None if old is None else torch.nn.Parameter(old)
+    assert a.tokens.shape == b.tokens.shape == (3, 1)
+    assert torch.equal(a.tokens, b.tokens) and bool((a.tokens == tok.eos_id).all())
