@@ -1,1 +1,8 @@
-"""llm_rl."""
+"""LLM-RL entropy control: tiny HF policies on verifiable tasks, GRPO, and entropy controllers.
+
+Modules (each imports torch itself; importing this package stays light):
+``tokenizer`` char tokenizer, ``policy`` tiny GPT-2/Llama build/save/load, ``tasks`` verifiable
+tasks, ``sft`` noisy-teacher warm start, ``rollout`` KV-cached sampling, ``entropy`` the chunked
+sensor, ``losses`` the loss registry, ``entropy_control`` controllers of the actuators,
+``trainer`` the GRPO loop, ``cli`` the ``ctrlbench llm`` entry point (``llm_rl.cli:main``).
+"""
