@@ -88,3 +88,21 @@ def test_fast_path_trims_like_early_exit(setup):
         head.bias = None if old is None else torch.nn.Parameter(old)
     assert a.tokens.shape == b.tokens.shape == (3, 1)
     assert torch.equal(a.tokens, b.tokens) and bool((a.tokens == tok.eos_id).all())
+
+
+@pytest.mark.gpu
+def test_cuda_fast_path_consistent_with_full_forward():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    tok = CharTokenizer()
+    model = build_policy(PolicySpec(n_layer=2, n_embd=64, n_head=4), tok).cuda()
+    ids, mask = tok.pad([tok.encode(f"s{4 + i % 9}:", bos=True) for i in range(64)])
+    x, m = torch.tensor(ids, device="cuda"), torch.tensor(mask, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    ro = sample(model, x, m, max_new_tokens=8, eos_id=tok.eos_id, pad_id=tok.pad_id,
+                generator=gen, fast=True)  # static cache + CUDA-graph compiled decode
+    with torch.no_grad():
+        ent, logp = token_scores(model, ro)
+    v = ro.mask.bool()
+    torch.testing.assert_close(logp[v], ro.logprobs[v], atol=1e-4, rtol=0)
+    torch.testing.assert_close(ent[v], ro.entropy[v], atol=1e-4, rtol=0)

@@ -166,3 +166,15 @@ def test_tensorboard_events_written(sft_dir, tmp_path):
     cfg = _cfg(sft_dir, tmp_path, steps=1, prompts_per_step=2, group_size=2, tensorboard=True)
     GRPOTrainer(cfg).train()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_configs_reject_unknown_fields():
+    from llm_rl.config import config_from_dict
+
+    with pytest.raises(TypeError):
+        TrainConfig(learning_rate=1e-3)
+    data = dataclasses.asdict(TrainConfig())
+    data["loss"]["eps"] = 0.1
+    with pytest.raises(TypeError):
+        config_from_dict(data)
+    assert config_from_dict(dataclasses.asdict(TrainConfig())) == TrainConfig()
