@@ -8,6 +8,14 @@ KL, covariance and the other per-step diagnostics. The two runs are sequential i
 (a training loop cannot be interleaved step by step); the first rollout of each is a warm-up and
 excluded from the median.
 
+The default model is Llama (RoPE): TRL 1.16 scores completions with a forward pass that passes no
+``position_ids``, and with transformers 5.24 such a pass numbers left-padded rows from the first
+pad, while ``generate`` numbers them from the first real token. With GPT-2's absolute position
+embeddings TRL therefore trains on log-probs of a different distribution than it sampled from
+(logit differences of ~0.4 on a left-padded row of the tiny model); with RoPE a uniform shift
+cancels in attention, so both trainers optimise the same objective. ``--arch gpt2`` shows the
+effect on the learning curves.
+
 TRL is not a dependency of this project: install it somewhere that does not disturb the project
 venv, e.g. ``pip install --no-deps --target /tmp/trl_pkgs trl accelerate datasets dill
 multiprocess psutil pyarrow xxhash`` and run with ``PYTHONPATH=/tmp/trl_pkgs``. Without TRL the
@@ -144,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minibatches", type=int, default=2)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--arch", default="llama", help="llama (RoPE) or gpt2; see the docstring")
     p.add_argument("--n_layer", type=int, default=2)
     p.add_argument("--n_embd", type=int, default=64)
     p.add_argument("--device", default="cpu")
@@ -154,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     print(machine_info())
     out = Path(a.out or tempfile.mkdtemp(prefix="grpo_bench_"))
-    spec = PolicySpec(n_layer=a.n_layer, n_embd=a.n_embd, n_head=4)
+    spec = PolicySpec(arch=a.arch, n_layer=a.n_layer, n_embd=a.n_embd, n_head=4)
     init = str(warm_start("sumpair", spec, SFTConfig(), str(out / "sft"), seed=a.seed,
                           device=a.device))
     print(f"task sumpair, {a.prompts} prompts x {a.group} generations, {a.minibatches} "
-          f"minibatches, {a.steps} rollouts, model {a.n_layer}x{a.n_embd}, device {a.device}")
+          f"minibatches, {a.steps} rollouts, model {a.arch} {a.n_layer}x{a.n_embd}, "
+          f"device {a.device}")
     ours_t, ours_h = run_ours(a, init, str(out / "ours"))
     trl_t: list[float] = []
     trl_logs: list[dict[str, Any]] = []
