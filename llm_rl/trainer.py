@@ -131,8 +131,9 @@ class GRPOTrainer:
         actuator = ctrl.value
         coef = actuator if ctrl.actuator == "entropy_coef" else 0.0
         rho = actuator if ctrl.actuator == "clip_cov_ratio" else None
-        main_t = actuator if ctrl.actuator == "temperature" and cfg.control.name != "aepo" \
-            else cfg.temperature
+        # A temperature actuator drives the main rollout unless it is for extra samples (AEPO).
+        drives_main_t = ctrl.actuator == "temperature" and ctrl.extra_rollout() is None
+        main_t = actuator if drives_main_t else cfg.temperature
         # ROLLOUT + REWARD
         problems = [self._sample_problem() for _ in range(cfg.prompts_per_step)]
         ro, answers, correct = generate(self.model, self.tok, self.task, problems,
