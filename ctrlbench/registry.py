@@ -52,7 +52,8 @@ def load_entry_point(entry_point: str | Callable[..., Any]) -> Callable[..., Any
 def _unknown(kind: str, name: str, valid: list[str]) -> KeyError:
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return KeyError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(sorted(valid))}")
+    names = ", ".join(sorted(valid))
+    return KeyError(f"unknown {kind} {name!r}.{hint} valid {kind} names: {names}")
 
 
 def valid_kwargs(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:

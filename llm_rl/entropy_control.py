@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from controllers.pid import PID, PIDState
-from llm_rl.registry import Registry
+from ctrlbench.registry import Registry
 
 __all__ = [
     "ACTUATORS",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llm_rl.registry import Registry
+from ctrlbench.registry import Registry
 
 __all__ = [
     "AGGREGATIONS",

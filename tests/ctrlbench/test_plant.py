@@ -54,7 +54,7 @@ def test_plant_options_reach_the_plant():
 
 
 def test_unknown_controller_lists_valid_names():
-    with pytest.raises(KeyError, match="Valid controllers"):
+    with pytest.raises(KeyError, match="valid controller names"):
         ctrlbench.make_controller("no-such-controller", None)
 
 
