@@ -100,7 +100,12 @@ class LQRIntegral(FeedbackController):
         x_max = np.array([max(abs(s.low), abs(s.high)) for s in model.states])
         x_max = np.where(np.isfinite(x_max), x_max, 1.0)
         u_max = np.maximum(np.abs(u_low), np.abs(u_high))
-        t_i = t_integral or 10.0 * dt
+        t_i = 10.0 * dt if t_integral is None else t_integral
+        if not t_i > 0 or not r_input > 0 or q_state < 0 or q_integral < 0:
+            raise ValueError(
+                f"need t_integral > 0, r_input > 0, q_state >= 0, q_integral >= 0; got "
+                f"{t_i}, {r_input}, {q_state}, {q_integral}"
+            )
         w = np.ones(nx) if state_weights is None else np.asarray(state_weights, dtype=float)
         if w.shape != (nx,) or np.any(w < 0):
             raise ValueError(f"state_weights needs {nx} non-negative entries, got {state_weights}")

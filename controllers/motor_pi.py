@@ -13,6 +13,7 @@ registered for it (no if/elif on plant types); a new plant family adds its desig
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from controllers.siso_pid import design_mass_spring_damper
 from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
 from ctrlbench.plant import signals_of
-from ctrlbench.signals import SignalSpec, index_of
+from ctrlbench.signals import index_of, reference_index
 
 __all__ = [
     "PI_DESIGNS",
@@ -66,12 +67,13 @@ class PIDesignOptions:
     prefilter: bool = True
     bandwidth: float | None = None
 
-
-def _reference_of(signals: tuple[SignalSpec, ...], tracked: str) -> int:
-    for i, s in enumerate(signals):
-        if s.tracks == tracked:
-            return i
-    raise KeyError(f"no reference signal tracks {tracked!r}; signals: {[s.name for s in signals]}")
+    def __post_init__(self) -> None:
+        for name in ("t_sigma", "current_limit", "bandwidth"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+        if not (math.isfinite(self.a) and self.a > 1):
+            raise ValueError(f"symmetrical-optimum parameter a must be > 1, got {self.a!r}")
 
 
 class PMSMCurrentPI(FeedbackController):
@@ -165,10 +167,10 @@ class DCSpeedCascadePI(FeedbackController):
     ) -> None:
         super().__init__(dt)
         p = model.params
-        t_sigma = options.t_sigma or dt
+        t_sigma = dt if options.t_sigma is None else options.t_sigma
         cur = rl_technical_optimum(p["r_a"], p["l_a"], t_sigma)
         spd = symmetrical_optimum(p["psi_e"] / p["j_total"], cur.t_equiv, options.a)
-        i_lim = options.current_limit or 0.9 * p["i_max"]
+        i_lim = 0.9 * p["i_max"] if options.current_limit is None else options.current_limit
         self.current = PID(cur.kp / p["u_sup"], cur.ki / p["u_sup"], dt=dt, u_min=-1.0, u_max=1.0)
         self.speed = PID(spd.kp, spd.ki, dt=dt, u_min=-i_lim, u_max=i_lim)
         self._k_emf = p["psi_e"] / p["u_sup"]
@@ -223,16 +225,15 @@ def _indices(plant: Any, *names: str) -> tuple[int, ...]:
 def _design_pmsm(plant: Any, model: PlantModel, options: PIDesignOptions) -> FeedbackController:
     obs, _ = signals_of(plant)
     idx = _indices(plant, "i_sd", "i_sq")
-    refs = (_reference_of(obs, "i_sd"), _reference_of(obs, "i_sq"))
+    refs = (reference_index(obs, "i_sd"), reference_index(obs, "i_sq"))
     dt = float(plant.get_wrapper_attr("dt"))
-    return PMSMCurrentPI(
-        dt, model, (*idx, *refs, index_of(obs, "omega")), options.t_sigma or dt
-    )
+    t_sigma = dt if options.t_sigma is None else options.t_sigma
+    return PMSMCurrentPI(dt, model, (*idx, *refs, index_of(obs, "omega")), t_sigma)
 
 
 def _design_dc(plant: Any, model: PlantModel, options: PIDesignOptions) -> FeedbackController:
     obs, _ = signals_of(plant)
-    idx = (*_indices(plant, "omega", "i"), _reference_of(obs, "omega"))
+    idx = (*_indices(plant, "omega", "i"), reference_index(obs, "omega"))
     return DCSpeedCascadePI(float(plant.get_wrapper_attr("dt")), model, idx, options)
 
 

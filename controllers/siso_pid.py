@@ -3,6 +3,7 @@ mass-spring-damper (registered in :data:`controllers.motor_pi.PI_DESIGNS`)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from controllers.pid import PID
 from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
 from ctrlbench.plant import signals_of
-from ctrlbench.signals import index_of
+from ctrlbench.signals import index_of, reference_index
 
 if TYPE_CHECKING:
     from controllers.motor_pi import PIDesignOptions
@@ -62,10 +63,14 @@ def design_mass_spring_damper(plant: Any, model: PlantModel,
     ``kp = 3 m w^2 - k``, ``ki = m w^3``; the spring force at the set-point is fed forward.
     """
     m, c, k = (model.params[n] for n in ("m", "c", "k"))
-    w = options.bandwidth or 4.0
+    w = 4.0 if options.bandwidth is None else options.bandwidth
+    kp, ki, kd = 3 * m * w**2 - k, m * w**3, 3 * m * w - c
+    if kp < 0 or kd < 0:
+        raise ValueError(
+            f"bandwidth {w} rad/s is below what a PID can place for m={m}, c={c}, k={k}: "
+            f"needs w >= {max(math.sqrt(k / (3 * m)), c / (3 * m)):.3g} rad/s"
+        )
     obs, act = signals_of(plant)
-    ref = next(i for i, s in enumerate(obs) if s.tracks == "x")
     dt = float(plant.get_wrapper_attr("dt"))
-    pid = PID(3 * m * w**2 - k, m * w**3, max(3 * m * w - c, 0.0), dt=dt,
-              u_min=act[0].low, u_max=act[0].high)
-    return SISOPID(dt, index_of(obs, "x"), ref, pid, k_ff=k)
+    pid = PID(kp, ki, kd, dt=dt, u_min=act[0].low, u_max=act[0].high)
+    return SISOPID(dt, index_of(obs, "x"), reference_index(obs, "x"), pid, k_ff=k)

@@ -18,7 +18,14 @@ def _console() -> Any:
     return Console(stderr=False, highlight=False)
 
 
+_WORDS = {"true": True, "false": False, "none": None, "null": None}
+
+
 def _parse_value(text: str) -> Any:
+    """A Python literal (``3``, ``2e-4``, ``[1, 2]``), ``true``/``false``/``none`` in any case,
+    or else the text itself."""
+    if text.strip().lower() in _WORDS:
+        return _WORDS[text.strip().lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -68,16 +68,45 @@ def valid_kwargs(factory: Callable[..., Any], skip: int = 0) -> list[str] | None
     ]
 
 
-def check_kwargs(
-    kind: str, name: str, factory: Callable[..., Any], kwargs: Mapping[str, Any], skip: int = 0
-) -> None:
-    """Raise ``TypeError`` for keyword arguments ``factory`` does not take, listing valid ones."""
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,), "int": (int,), "float": (int, float), "str": (str,),
+}
+
+
+def _type_error(kind: str, name: str, option: str, value: Any, annotation: Any) -> str | None:
+    """A message when ``value`` does not fit a simple annotation (bool/int/float/str[, None])."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    parts = [p.strip() for p in str(text).split("|")]
+    allowed: tuple[type, ...] = ()
+    for part in parts:
+        if part == "None":
+            if value is None:
+                return None
+            continue
+        if part not in _SIMPLE_TYPES:
+            return None  # not a simple annotation: leave it to the factory
+        allowed += _SIMPLE_TYPES[part]
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if ok:
+        return None
+    return f"{kind} {name!r}: option {option}={value!r} must be {' | '.join(parts)}"
+
+
+def check_kwargs(kind: str, name: str, factory: Callable[..., Any], kwargs: Mapping[str, Any],
+                 skip: int = 0) -> None:
+    """Raise ``TypeError`` for options ``factory`` does not take (listing the valid ones) or
+    whose value does not fit a simple annotation (``bool``, ``int``, ``float``, ``str``)."""
     valid = valid_kwargs(factory, skip)
-    if valid is None:
-        return
-    bad = sorted(set(kwargs) - set(valid))
-    if bad:
-        raise TypeError(f"{kind} {name!r} got unknown option(s) {bad}; valid options: {valid}")
+    if valid is not None:
+        bad = sorted(set(kwargs) - set(valid))
+        if bad:
+            raise TypeError(f"{kind} {name!r} got unknown option(s) {bad}; valid options: {valid}")
+    params = inspect.signature(factory).parameters
+    for option, value in kwargs.items():
+        if option in params:
+            msg = _type_error(kind, name, option, value, params[option].annotation)
+            if msg:
+                raise TypeError(msg)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SignalSpec", "index_of", "names_of"]
+__all__ = ["SignalSpec", "index_of", "names_of", "reference_index"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,12 @@ def index_of(specs: Sequence[SignalSpec], name: str) -> int:
         if s.name == name:
             return i
     raise KeyError(f"unknown signal {name!r}; valid signals: {names_of(specs)}")
+
+
+def reference_index(specs: Sequence[SignalSpec], tracked: str) -> int:
+    """Position of the reference signal that ``tracks`` the signal called ``tracked``."""
+    for i, s in enumerate(specs):
+        if s.tracks == tracked:
+            return i
+    refs = {s.name: s.tracks for s in specs if s.tracks is not None}
+    raise KeyError(f"no reference signal tracks {tracked!r}; references: {refs}")

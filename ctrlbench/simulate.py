@@ -77,7 +77,8 @@ def simulate(
         observations.append(np.asarray(obs, dtype=np.float64).ravel())
         rewards.append(float(reward))
         _collect_numeric(infos, info, k)
-        stop = any(bool(cb(k, observations[-1], a, float(reward), info)) for cb in callbacks)
+        # every callback sees every step, even when an earlier one asks to stop
+        stop = any([bool(cb(k, observations[-1], a, float(reward), info)) for cb in callbacks])
         k += 1
         if terminated or truncated or stop:
             break

@@ -127,8 +127,9 @@ class MeasurementNoise(gym.ObservationWrapper[Obs, Any, Any]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Obs, dict[str, Any]]:
-        """Reset the plant; the noise stream is re-seeded from ``seed``."""
-        self._rng = np.random.default_rng(None if seed is None else [seed, 0x5EED])
+        """Reset the plant; a given ``seed`` re-seeds the noise stream, else it continues."""
+        if seed is not None:
+            self._rng = np.random.default_rng([seed, 0x5EED])
         return super().reset(seed=seed, options=options)
 
     def observation(self, observation: Any) -> Obs:
@@ -153,6 +154,10 @@ class ActuatorDelay(gym.Wrapper[Any, Any, Any, Any]):
         self.observation_signals, self.action_signals = signals_of(env)
         shape = env.action_space.shape or ()
         self._initial = np.zeros(shape) if initial is None else np.asarray(initial, dtype=float)
+        if self._initial.shape != shape or not np.all(np.isfinite(self._initial)):
+            raise ValueError(
+                f"initial action must be finite with shape {shape}, got {self._initial.tolist()}"
+            )
         self._delay = delay
         self._queue: deque[NDArray[np.float64]] = deque()
 

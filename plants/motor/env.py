@@ -3,8 +3,9 @@
 Observations are GEM's full state vector followed by its references, denormalised with GEM's
 limits (GEM itself returns a ``(state / limits, reference / limits)`` tuple). Every reference signal
 names the state it ``tracks``. As in GEM, the observed reference is the set-point for the *next*
-state (the one the current action acts on), a limit violation terminates the episode and nothing
-truncates it (bound episodes with ``simulate(steps=...)`` or a ``TimeLimit`` wrapper).
+state (the one the current action acts on) and a limit violation terminates the episode. The
+classes themselves never truncate; the registered ids (``ctrlbench/DCSpeed-v0``,
+``ctrlbench/PMSMCurrent-v0``) add gymnasium's ``TimeLimit`` of 10,000 steps (1 s).
 
 Actions, both in [-1, 1]:
 
@@ -41,6 +42,8 @@ __all__ = ["DCSpeed", "PMSMCurrent"]
 
 Obs = NDArray[np.float64]
 _SQRT3_2 = math.sqrt(3.0) / 2.0
+#: GEM's control period for the continuous-control envs used here (checked at construction).
+GEM_TAU = 1e-4
 #: Observation-space bounds are the signal bounds times this (room for a terminating step).
 OBS_MARGIN = 1.5
 _REFERENCES = ("gem", "step")
@@ -78,6 +81,8 @@ class _GemPlant(Plant):
         ref_idx = [names.index(r) for r in ref_names]
         self._names = names
         self.dt = float(ps.tau)
+        if self.dt != GEM_TAU:
+            raise RuntimeError(f"GEM's tau is {self.dt}, step references assume {GEM_TAU}")
         low = np.concatenate((state_space.low * limits, ref_space.low * limits[ref_idx]))
         high = np.concatenate((state_space.high * limits, ref_space.high * limits[ref_idx]))
         for name, (lo, hi) in (bounds or {}).items():  # where the plant exceeds GEM's limits
@@ -159,6 +164,13 @@ class _GemPlant(Plant):
         """Remember what the next action transform needs from the (normalised) GEM state."""
 
 
+def _step_index(step_time: float) -> int:
+    """Control step at which a step reference switches (GEM's tau is ``GEM_TAU``)."""
+    if not (math.isfinite(step_time) and step_time >= 0):
+        raise ValueError(f"step_time must be >= 0 s, got {step_time!r}")
+    return round(step_time / GEM_TAU)
+
+
 def _check_reference(reference: str) -> None:
     if reference not in _REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; valid: {list(_REFERENCES)}")
@@ -193,7 +205,7 @@ class DCSpeed(_GemPlant):
         kwargs: dict[str, Any] = {"visualization": ()}
         if reference == "step":
             kwargs["reference_generator"] = StepReference(
-                ("omega",), (0.0,), (step_to,), round(step_time / 1e-4)
+                ("omega",), (0.0,), (step_to,), _step_index(step_time)
             )
         env = gem.make("Cont-SC-PermExDc-v0", **kwargs).unwrapped
         duty = SignalSpec(
@@ -250,7 +262,7 @@ class PMSMCurrent(_GemPlant):
         kwargs: dict[str, Any] = {"visualization": (), "load": {"omega_fixed": float(omega)}}
         if reference == "step":
             kwargs["reference_generator"] = StepReference(
-                ("i_sd", "i_sq"), (0.0, 0.0), (i_sd_step, i_sq_step), round(step_time / 1e-4)
+                ("i_sd", "i_sq"), (0.0, 0.0), (i_sd_step, i_sq_step), _step_index(step_time)
             )
         env = gem.make("Cont-CC-PMSM-v0", **kwargs).unwrapped
         actions = (

@@ -36,3 +36,11 @@ def test_parse_sets_routes_and_rejects():
 def test_check_command_on_one_plant(capsys):
     assert main(["check", "MassSpringDamper-v0", "--steps", "20"]) == 0
     assert "determinism" in capsys.readouterr().out
+
+
+def test_set_values_parse_booleans_and_none_and_are_type_checked(capsys):
+    _, c = parse_sets(["controller.prefilter=false", "controller.t_sigma=None", "a=4"], ["x"],
+                      ["prefilter", "t_sigma", "a"])
+    assert c == {"prefilter": False, "t_sigma": None, "a": 4}
+    assert main(["run", "DCSpeed-v0", "pid", "--set", "prefilter=nope", "--steps", "2"]) == 2
+    assert "option prefilter='nope' must be bool" in capsys.readouterr().err

@@ -76,3 +76,11 @@ def test_every_controller_factory_rejects_unknown_options(name):
 def test_every_plant_rejects_unknown_options(plant_id):
     with pytest.raises(TypeError, match="unknown option"):
         ctrlbench.make_plant(plant_id, definitely_not_an_option=1)
+
+
+def test_option_values_are_type_checked():
+    with pytest.raises(TypeError, match=r"option k='stiff' must be float"):
+        ctrlbench.make_plant(MSD, k="stiff")
+    with pytest.raises(TypeError, match=r"option bandwidth=True must be float \| None"):
+        ctrlbench.make_controller("pid", ctrlbench.make_plant(MSD), bandwidth=True)
+    assert ctrlbench.make_plant(MSD, k=3).unwrapped.model().params["k"] == 3  # int is a float

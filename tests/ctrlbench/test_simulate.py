@@ -37,6 +37,13 @@ def test_callback_can_stop_the_episode(plant, pd):
     assert len(traj) == 10 and seen == list(range(10))
 
 
+def test_every_callback_sees_the_stopping_step(plant, pd):
+    seen = []
+    ctrlbench.simulate(plant, pd, steps=100, seed=0,
+                       callbacks=[lambda k, *_: k == 4, lambda k, *_: seen.append(k)])
+    assert seen == [0, 1, 2, 3, 4]
+
+
 def test_episode_runs_to_time_limit_without_steps(plant, pd):
     traj = ctrlbench.simulate(plant, pd, seed=0)
     assert len(traj) == 1000 and traj.truncated is True  # the registered TimeLimit

@@ -37,6 +37,14 @@ def test_measurement_noise_is_seeded_and_spares_references():
     assert not np.array_equal(a[:2], c[:2])
     clean, _ = ctrlbench.make_plant(MSD).reset(seed=1)
     assert a[2] == clean[2] and np.any(a[:2] != clean[:2])
+    # later unseeded resets continue the stream: two identical runs stay identical
+    def two_episodes():
+        env = MeasurementNoise(ctrlbench.make_plant(MSD), std=0.1)
+        first, _ = env.reset(seed=5)
+        second, _ = env.reset()
+        return np.concatenate([first, second])
+
+    np.testing.assert_array_equal(two_episodes(), two_episodes())
     with pytest.raises(ValueError, match="noise std"):
         MeasurementNoise(ctrlbench.make_plant(MSD), std=-1.0)
 
@@ -53,6 +61,8 @@ def test_actuator_delay_shifts_actions():
     assert obs_plain[0] != 0.0
     with pytest.raises(ValueError, match="non-finite"):
         delayed.step(np.array([np.nan]))
+    with pytest.raises(ValueError, match=r"initial action must be finite with shape \(1,\)"):
+        ActuatorDelay(ctrlbench.make_plant(MSD), delay=2, initial=[0.0, 1.0])
 
 
 def test_rescale_action_maps_unit_box_to_plant_bounds():
