@@ -50,13 +50,24 @@ def _determinism(make: Callable[[], gym.Env[Any, Any]], steps: int, seed: int) -
     trajs = []
     for _ in range(2):
         env = make()
-        trajs.append(simulate(env, _SeededActions(env.action_space, seed), steps=steps, seed=seed))
-        env.close()
-    a, b = trajs
-    if a.observations.shape != b.observations.shape or not (
-        np.array_equal(a.observations, b.observations) and np.array_equal(a.rewards, b.rewards)
-    ):
-        raise AssertionError(f"same seed {seed} gave different trajectories")
+        try:
+            trajs.append(
+                simulate(env, _SeededActions(env.action_space, seed), steps=steps, seed=seed)
+            )
+            # the same instance, reset with the same seed again, must repeat itself too
+            trajs.append(
+                simulate(env, _SeededActions(env.action_space, seed), steps=steps, seed=seed)
+            )
+        finally:
+            env.close()
+    first = trajs[0]
+    for other in trajs[1:]:
+        for name in ("observations", "rewards"):
+            a, b = getattr(first, name), getattr(other, name)
+            if not np.all(np.isfinite(a)):
+                raise AssertionError(f"non-finite {name} under seeded random actions")
+            if a.shape != b.shape or not np.array_equal(a, b):
+                raise AssertionError(f"same seed {seed} gave different {name}")
 
 
 def _signals(env: gym.Env[Any, Any]) -> None:
@@ -74,18 +85,30 @@ def _signals(env: gym.Env[Any, Any]) -> None:
             raise AssertionError(f"reference {s.name!r} tracks unknown signal {s.tracks!r}")
 
 
-def check_plant(plant_id: str, steps: int = 200, seed: int = 0, **kwargs: Any) -> CheckReport:
-    """Run every conformance check on a registered plant and report each outcome.
+def check_plant(
+    plant_id: str | Callable[[], gym.Env[Any, Any]], steps: int = 200, seed: int = 0,
+    **kwargs: Any,
+) -> CheckReport:
+    """Run every conformance check on a plant and report each outcome.
+
+    ``plant_id`` is a registered id (``kwargs`` are its options) or a zero-argument factory.
 
     Checks: declared signals match the spaces; Gymnasium's ``check_env``; Stable-Baselines3's
-    ``check_env`` (when SB3 is installed); the same seed gives an identical trajectory under a
-    seeded random action sequence of ``steps`` steps.
+    ``check_env`` (SB3 comes with the ``rl`` extra; without it this check fails with the
+    ``ImportError``); the same seed gives an identical, finite trajectory under a seeded random
+    action sequence of ``steps`` steps, from two fresh instances and from a second reset of one.
     """
 
     def make() -> gym.Env[Any, Any]:
+        if callable(plant_id):
+            return plant_id()
         return make_plant(plant_id, **kwargs)
 
-    report = CheckReport(plant_id)
+    if callable(plant_id) and kwargs:
+        raise TypeError(f"options {sorted(kwargs)} need a registered plant id, not a factory")
+    name = plant_id if isinstance(plant_id, str) else getattr(plant_id, "__name__", "plant")
+    make().close()  # an unknown id or option raises here, listing the valid ones
+    report = CheckReport(name)
 
     def run(name: str, fn: Callable[[], None]) -> None:
         try:
@@ -96,18 +119,28 @@ def check_plant(plant_id: str, steps: int = 200, seed: int = 0, **kwargs: Any) -
         except Exception as exc:
             report.results[name] = f"{type(exc).__name__}: {exc}"
 
-    def gym_check() -> None:
+    def with_env(fn: Callable[[gym.Env[Any, Any]], Any]) -> Callable[[], None]:
+        def go() -> None:
+            env = make()
+            try:
+                fn(env)
+            finally:
+                env.close()
+
+        return go
+
+    def gym_check(env: gym.Env[Any, Any]) -> None:
         from gymnasium.utils.env_checker import check_env
 
-        check_env(make().unwrapped, skip_render_check=True)
+        check_env(env.unwrapped, skip_render_check=True)
 
-    def sb3_check() -> None:
+    def sb3_check(env: gym.Env[Any, Any]) -> None:
         from stable_baselines3.common.env_checker import check_env
 
-        check_env(make(), warn=False)
+        check_env(env, warn=False)
 
-    run("signals", lambda: _signals(make()))
-    run("gymnasium.check_env", gym_check)
-    run("sb3.check_env", sb3_check)
+    run("signals", with_env(_signals))
+    run("gymnasium.check_env", with_env(gym_check))
+    run("sb3.check_env", with_env(sb3_check))
     run("determinism", lambda: _determinism(make, steps, seed))
     return report

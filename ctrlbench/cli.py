@@ -1,4 +1,9 @@
-"""The ``ctrlbench`` command line: ``list | run | check | study | report | llm``."""
+"""The ``ctrlbench`` command line: ``list | run | check | study | report`` plus plugin commands.
+
+Packages add sub-commands through the ``ctrlbench.cli`` entry-point group (``llm_rl`` adds
+``ctrlbench llm``); a plugin command is ``main(argv) -> int`` and receives the remaining
+arguments. The core imports no plugin package by name.
+"""
 
 from __future__ import annotations
 
@@ -180,7 +185,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     failed = sum(1 for r in records if r.get("status") != "ok")
     path = build_report(out)
     _console().print(f"{len(records)} runs recorded ({failed} failed); report: {path}")
-    return 0
+    return 1 if failed else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -218,7 +223,8 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="markdown report of a study folder")
     rp.add_argument("dir")
     rp.add_argument("--no-figures", action="store_true")
-    sub.add_parser("llm", help="LLM-RL entropy control (ctrlbench llm --help)", add_help=False)
+    for name in _plugin_commands():
+        sub.add_parser(name, help=f"plugin command (ctrlbench {name} --help)", add_help=False)
     return p
 
 
@@ -231,13 +237,19 @@ _COMMANDS = {
 }
 
 
+def _plugin_commands() -> dict[str, Any]:
+    """Sub-commands other packages register in the ``ctrlbench.cli`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="ctrlbench.cli")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ctrlbench`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "llm":
-        from llm_rl.cli import main as llm_main
-
-        return int(llm_main(argv[1:]))
+    plugins = _plugin_commands()
+    if argv and argv[0] in plugins:
+        return int(plugins[argv[0]].load()(argv[1:]))
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)

@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ctrlbench.trajectory import atomic_write_bytes
+from ctrlbench.trajectory import atomic_write_bytes, jsonable
 
 __all__ = ["RunSpec", "StudySpec", "execute_run", "load_records", "run_study"]
 
@@ -123,6 +123,22 @@ class StudySpec:
             d["grid"] = {k: tuple(v) for k, v in d["grid"].items()}
         return cls(**d)
 
+    def validate(self) -> None:
+        """Check every plant id, controller name and option against the registries.
+
+        Raises ``KeyError`` / ``TypeError`` listing the valid choices, before any run starts.
+        """
+        import gymnasium as gym
+
+        from ctrlbench.registry import CONTROLLERS, check_kwargs, load_entry_point, plant_info
+
+        for run in self.runs():
+            full, _ = plant_info(run.plant)
+            factory = load_entry_point(gym.spec(full).entry_point)  # type: ignore[arg-type]
+            check_kwargs("plant", full, factory, run.plant_options)
+            check_kwargs("controller", run.controller, CONTROLLERS.load(run.controller),
+                         run.controller_options, skip=1)
+
     def runs(self) -> list[RunSpec]:
         """The Cartesian product of plants, controllers, grid points and seeds."""
         keys = list(self.grid)
@@ -180,7 +196,7 @@ def execute_run(run: RunSpec, out_dir: str | Path) -> dict[str, Any]:
             error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=5),
         )
-    line = json.dumps(record, default=_jsonable, allow_nan=True) + "\n"
+    line = json.dumps(record, default=jsonable, allow_nan=True) + "\n"
     atomic_write_bytes(out / "records" / f"{run.run_id}.json", line.encode())
     return record
 
@@ -203,6 +219,9 @@ def run_study(
 ) -> list[dict[str, Any]]:
     """Execute the runs of ``spec`` that have no record yet; return all records.
 
+    Raises before running anything when a plant, controller or option is unknown
+    (:meth:`StudySpec.validate`).
+
     Parameters
     ----------
     spec:
@@ -216,10 +235,11 @@ def run_study(
     on_done:
         Called with each new record (progress reporting).
     """
+    spec.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(
-        out / "spec.json", json.dumps(asdict(spec), indent=1, default=_jsonable).encode()
+        out / "spec.json", json.dumps(asdict(spec), indent=1, default=jsonable).encode()
     )
     done = {r["run_id"]: r for r in load_records(out)}
     todo = [
@@ -245,11 +265,3 @@ def _execute(todo: list[RunSpec], out: Path, workers: int) -> Iterable[dict[str,
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 yield fut.result()
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, tuple | set):
-        return list(obj)
-    return str(obj)

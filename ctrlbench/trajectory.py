@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["Trajectory", "atomic_write_bytes"]
+__all__ = ["Trajectory", "atomic_write_bytes", "jsonable"]
 
 FloatArray = NDArray[np.float64]
 
@@ -184,7 +184,7 @@ class Trajectory:
             "meta": self.meta,
         }
         atomic_write_bytes(
-            base.with_suffix(".json"), json.dumps(sidecar, default=_jsonable).encode()
+            base.with_suffix(".json"), json.dumps(sidecar, default=jsonable).encode()
         )
         return base.with_suffix(".npz")
 
@@ -214,9 +214,12 @@ def _spec(d: Mapping[str, Any]) -> SignalSpec:
     return SignalSpec(**kw)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``json.dumps`` fallback: numpy scalars and arrays, tuples and sets, else ``str``."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if isinstance(obj, tuple | set):
+        return list(obj)
     return str(obj)

@@ -43,3 +43,36 @@ def test_numpydoc_parameters_exist_in_signature(qualname, obj):
     target = obj.__init__ if inspect.isclass(obj) else obj
     params = set(inspect.signature(target).parameters) - {"self"}
     assert documented <= params, f"{qualname} documents {documented - params} not in {params}"
+
+
+# Public callables that take **kwargs, and how each rejects an unknown one (STYLE 9).
+KWARGS_APIS = {
+    "ctrlbench.make_plant": lambda: ctrlbench.make_plant(
+        "ctrlbench/MassSpringDamper-v0", not_an_option=1),
+    "ctrlbench.registry.make_plant": lambda: registry.make_plant(
+        "ctrlbench/MassSpringDamper-v0", not_an_option=1),
+    "ctrlbench.make_controller": lambda: ctrlbench.make_controller(
+        "pid", ctrlbench.make_plant("ctrlbench/MassSpringDamper-v0"), not_an_option=1),
+    "ctrlbench.registry.make_controller": lambda: registry.make_controller(
+        "lqr", ctrlbench.make_plant("ctrlbench/MassSpringDamper-v0"), not_an_option=1),
+    "ctrlbench.check.check_plant": lambda: check.check_plant(
+        "ctrlbench/MassSpringDamper-v0", steps=2, not_an_option=1),
+    "ctrlbench.registry.register_plant": None,  # forwards to gymnasium.register, which checks
+    "ctrlbench.register_plant": None,
+}
+
+
+def test_every_public_kwargs_api_is_known():
+    found = {q for q, obj in public_objects()
+             if inspect.isfunction(obj) and any(
+                 p.kind is inspect.Parameter.VAR_KEYWORD
+                 for p in inspect.signature(obj).parameters.values())}
+    assert found == set(KWARGS_APIS), "a new **kwargs API needs a rejection test here"
+
+
+@pytest.mark.parametrize("qualname", [q for q, f in KWARGS_APIS.items() if f is not None])
+def test_kwargs_apis_reject_unknown_options(qualname):
+    result = None
+    with pytest.raises(TypeError, match="not_an_option"):
+        result = KWARGS_APIS[qualname]()
+    assert result is None

@@ -24,3 +24,26 @@ def test_every_controller_closes_the_loop_on_every_plant(plant_id, controller):
     traj = simulate(plant, ctrl, steps=50, seed=1)
     assert len(traj) == 50 and np.all(np.isfinite(traj.actions))
     assert np.all(np.isfinite(traj.observations))
+
+
+class _Unseeded:
+    """A mass-spring-damper whose reference ignores the seed (a planted determinism fault)."""
+
+    @staticmethod
+    def make():
+        from plants.linear.env import MassSpringDamper
+
+        class Unseeded(MassSpringDamper):
+            def reset(self, *, seed=None, options=None):
+                _, info = super().reset(seed=seed, options=options)
+                self._ref = float(np.random.default_rng().uniform(-1, 1))
+                return self._obs(), info
+
+        return Unseeded()
+
+
+def test_check_catches_a_plant_that_ignores_its_seed():
+    report = check_plant(_Unseeded.make, steps=20)
+    assert report.results["determinism"] is not None
+    assert "same seed 0 gave different observations" in report.results["determinism"]
+    assert not report.ok

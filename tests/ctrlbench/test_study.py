@@ -28,6 +28,9 @@ SPEC_PY = textwrap.dedent(
     from ctrlbench.registry import CONTROLLERS
     from ctrlbench.study import StudySpec
 
+    import os, time
+    PAUSE = float(os.environ.get("CTRLBENCH_TEST_PAUSE", "0"))  # seconds per step
+
     class PD(FeedbackController):
         def __init__(self, dt, kp=40.0, kd=9.0):
             super().__init__(dt)
@@ -35,6 +38,8 @@ SPEC_PY = textwrap.dedent(
         def reset(self):
             pass
         def compute(self, obs):
+            if PAUSE:
+                time.sleep(PAUSE)
             x, v, ref = obs
             return np.clip([self.kp * (ref - x) - self.kd * v + 2.0 * ref], -10, 10)
 
@@ -128,12 +133,24 @@ def test_study_records_failures_resumes_and_reports(tmp_path):
     assert list(out.glob("fig_*.png"))
 
 
-def test_study_in_a_process_pool(tmp_path):
-    pytest.importorskip("plants.linear")
-    spec = StudySpec("pool", (MSD,), ("pd-missing",), seeds=(0, 1), steps=20)
+def test_study_in_a_process_pool_records_worker_errors(tmp_path):
+    spec = StudySpec("pool", (MSD,), ("pid",), seeds=(0, 1), steps=20,
+                     grid={"plant.dt": (0.01, -1.0)})
     records = run_study(spec, tmp_path, workers=2)
-    assert {r["status"] for r in records} == {"error"}
-    assert "unknown controller 'pd-missing'" in records[0]["error"]
+    status = sorted((r["plant_options"]["dt"], r["status"]) for r in records)
+    assert status == [(-1.0, "error"), (-1.0, "error"), (0.01, "ok"), (0.01, "ok")]
+    assert "dt must be > 0" in next(r for r in records if r["status"] == "error")["error"]
+
+
+def test_unknown_names_and_options_fail_before_any_run(tmp_path):
+    for spec, match in [
+        (StudySpec("x", (MSD,), ("pid-missing",)), "valid controller names"),
+        (StudySpec("x", ("ctrlbench/Nope-v0",), ("pid",)), "valid plant names"),
+        (StudySpec("x", (MSD,), ("pid",), grid={"controller.gain": (1,)}), "valid options"),
+    ]:
+        with pytest.raises((KeyError, TypeError), match=match):
+            run_study(spec, tmp_path / "never")
+        assert not (tmp_path / "never").exists()
 
 
 def test_sigkill_halfway_then_rerun_records_every_run_once(tmp_path):
@@ -141,8 +158,10 @@ def test_sigkill_halfway_then_rerun_records_every_run_once(tmp_path):
     spec = StudySpec.from_file(spec_path)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ctrlbench.cli", "study", str(spec_path), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    # the first attempt is slowed down (>= 0.3 s a run, 24 runs) so the kill lands mid-study
+    slow = {**os.environ, "CTRLBENCH_TEST_PAUSE": "3e-4"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=slow)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((out / "records").glob("*.json"))) < 4:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
