@@ -89,7 +89,7 @@ def sample(
     prompt_ids, prompt_mask:
         ``(B, P)`` left-padded prompts and mask.
     temperature:
-        Scalar or ``(B,)`` per-row temperatures (> 0).
+        Scalar or ``(B,)`` per-row temperatures, finite and > 0 (else ``ValueError``).
     generator:
         Torch RNG for the draws (on the model's device) for reproducible sampling.
     fast:
@@ -98,6 +98,10 @@ def sample(
     device = prompt_ids.device
     bsz, plen = prompt_ids.shape
     temp = torch.as_tensor(temperature, dtype=torch.float32, device=device).expand(bsz).clone()
+    bad = ~torch.isfinite(temp) | (temp <= 0)
+    if bool(bad.any()):  # T <= 0 would turn the softmax into inf/nan deep inside multinomial
+        raise ValueError(f"sampling temperature must be finite and > 0, got "
+                         f"{temp[bad][0].item()!r} (row {int(bad.nonzero()[0])})")
     mask = prompt_mask.to(device).long()
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     cache: Any

@@ -60,6 +60,13 @@ def test_temperature_raises_entropy(setup):
     assert hot.entropy[:, 0].mean() > cold.entropy[:, 0].mean()
 
 
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"),
+                                 torch.tensor([1.0, 0.0, 1.0])])
+def test_invalid_temperature_is_a_clear_error(setup, bad):
+    with pytest.raises(ValueError, match="temperature must be finite and > 0"):
+        _sample(setup, temperature=bad)
+
+
 def test_concat_and_select(setup):
     a = _sample(setup, max_new_tokens=3)
     b = select_rows(_sample(setup, max_new_tokens=6), torch.tensor([1]))
