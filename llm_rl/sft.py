@@ -9,7 +9,10 @@ defaults) and groups of 8 samples carry a learning signal. The loss covers answe
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -100,15 +103,24 @@ def warm_start(
     model = build_policy(spec, tok, seed=seed).to(device)  # type: ignore[arg-type]
     losses = sft_train(model, task, tok, cfg, seed=seed)
     rate = heldout_pass_rate(model, task, tok, seed=seed)
-    tmp = path.with_name(path.name + ".tmp")
-    save_policy(model, tok, tmp)
-    (tmp / "sft.json").write_text(
-        json.dumps({"task": task_name, "final_loss": losses[-1] if losses else None,
-                    "heldout_pass_rate": rate, "steps": cfg.steps})
-    )
-    if path.exists():  # another process finished first
-        return path
-    tmp.rename(path)
+    # Build in a private folder next to the cache entry, then rename it into place: concurrent
+    # processes never share a temporary folder, and whoever renames first wins.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        save_policy(model, tok, tmp)
+        (tmp / "sft.json").write_text(
+            json.dumps({"task": task_name, "final_loss": losses[-1] if losses else None,
+                        "heldout_pass_rate": rate, "steps": cfg.steps})
+        )
+        if not info.is_file():
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another process renamed its copy in first
+                if not info.is_file():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after a successful rename
     return path
 
 
