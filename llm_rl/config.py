@@ -11,6 +11,7 @@ from typing import Any
 from llm_rl.entropy_control import ControlConfig
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec
+from llm_rl.validation import check_field, finite
 
 __all__ = ["SFTConfig", "TrainConfig", "config_from_dict", "config_hash"]
 
@@ -27,6 +28,13 @@ class SFTConfig:
     """AdamW learning rate."""
     teacher_noise: float = 0.3
     """Probability the teacher gives a near miss instead of a correct answer."""
+
+    def __post_init__(self) -> None:
+        check_field(self, "steps", isinstance(self.steps, int) and self.steps >= 0, "int >= 0")
+        check_field(self, "batch", isinstance(self.batch, int) and self.batch >= 1, "int >= 1")
+        check_field(self, "lr", finite(self.lr) and self.lr > 0, "finite > 0")
+        check_field(self, "teacher_noise", finite(self.teacher_noise)
+                    and 0 <= self.teacher_noise <= 1, "[0, 1]")
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,16 @@ class TrainConfig:
     """Run directory: metrics.jsonl, checkpoint.pt, tensorboard/, policy/."""
     tensorboard: bool = True
     """Also write TensorBoard scalars when torch.utils.tensorboard imports."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "prompts_per_step", "group_size", "minibatches", "epochs",
+                     "eval_every", "eval_size", "pass_k", "checkpoint_every"):
+            value = getattr(self, name)
+            check_field(self, name, isinstance(value, int) and not isinstance(value, bool)
+                        and value >= 1, "int >= 1")
+        for name in ("lr", "temperature", "max_grad_norm"):
+            value = getattr(self, name)
+            check_field(self, name, finite(value) and value > 0, "finite > 0")
 
 
 _NESTED = {"policy": PolicySpec, "sft": SFTConfig, "loss": LossConfig, "control": ControlConfig}

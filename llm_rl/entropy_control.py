@@ -25,10 +25,12 @@ import numpy as np
 
 from controllers.pid import PID, PIDState
 from ctrlbench.registry import Registry
+from llm_rl.validation import check_field, finite
 
 __all__ = [
     "ACTUATORS",
     "CONTROLLERS",
+    "CONTROLLER_USES",
     "AEPOController",
     "ConstantController",
     "ControlConfig",
@@ -38,6 +40,7 @@ __all__ = [
     "PIDEntropyController",
     "SignIntegratorController",
     "make_controller",
+    "register_controller",
 ]
 
 ACTUATORS = ("entropy_coef", "temperature", "clip_cov_ratio")
@@ -78,6 +81,23 @@ class ControlConfig:
     aepo_max_splice: int = 60
     """AEPO: most samples spliced in at or below the target (half as many above)."""
 
+    def __post_init__(self) -> None:
+        check_field(self, "actuator", self.actuator in ACTUATORS, ", ".join(ACTUATORS))
+        check_field(self, "setpoint", finite(self.setpoint) and self.setpoint > 0, "finite > 0")
+        for name in ("value", "u_min", "u_max"):
+            check_field(self, name, finite(getattr(self, name)), "finite")
+        check_field(self, "u_max", self.u_max >= self.u_min, f">= u_min ({self.u_min})")
+        for name in ("kp", "ki", "kd"):
+            check_field(self, name, finite(getattr(self, name)) and getattr(self, name) >= 0,
+                        "finite >= 0")
+        for name in ("delta", "lr", "t_low", "t_high"):
+            check_field(self, name, finite(getattr(self, name)) and getattr(self, name) > 0,
+                        "finite > 0")
+        check_field(self, "aepo_fraction", finite(self.aepo_fraction)
+                    and 0 < self.aepo_fraction <= 1, "(0, 1]")
+        check_field(self, "aepo_max_splice", isinstance(self.aepo_max_splice, int)
+                    and self.aepo_max_splice >= 1, "int >= 1")
+
 
 @dataclass(frozen=True)
 class ExtraRollout:
@@ -98,6 +118,14 @@ class EntropyController(ABC):
             )
         if config.u_min > config.u_max:
             raise ValueError(f"u_min {config.u_min} exceeds u_max {config.u_max}")
+        if config.actuator == "temperature":  # T = 0 would divide the logits by zero
+            uses = CONTROLLER_USES.get(config.name, _ALWAYS | {"value", "u_min"})
+            for name in ("value", "u_min"):
+                if name in uses and not getattr(config, name) > 0:
+                    raise ValueError(
+                        f"control.{name} = {getattr(config, name)!r} is not a valid sampling "
+                        f"temperature: actuator 'temperature' needs control.{name} > 0"
+                    )
         self.config = config
         self.value = float(config.value)
         self.last_entropy: float | None = None
@@ -150,6 +178,7 @@ class SignIntegratorController(EntropyController):
     def __init__(self, config: ControlConfig) -> None:
         super().__init__(config)
         self.alpha = float(np.clip(config.value, config.u_min, config.u_max))
+        self.value = self.alpha
 
     def _update(self, entropy: float) -> float:
         c = self.config
@@ -174,6 +203,7 @@ class PIDEntropyController(EntropyController):
         c = config
         self.pid = PID(c.kp, c.ki, c.kd, dt=1.0, u_min=c.u_min, u_max=c.u_max)
         self.pid.reset(u0=c.value)
+        self.value = float(np.clip(c.value, c.u_min, c.u_max))
 
     def _update(self, entropy: float) -> float:
         return float(self.pid.update(self.config.setpoint - entropy, measurement=entropy))
@@ -200,13 +230,16 @@ class DualAscentController(EntropyController):
         super().__init__(config)
         if config.value <= 0 or config.u_max <= 0:
             raise ValueError("dual ascent needs value > 0 and u_max > 0 (alpha = exp(log_alpha))")
-        self.log_alpha = math.log(config.value)
+        self.log_alpha = self._clip(math.log(config.value))
+        self.value = math.exp(self.log_alpha)
+
+    def _clip(self, log_alpha: float) -> float:
+        c = self.config
+        return min(max(log_alpha, math.log(max(c.u_min, 1e-12))), math.log(c.u_max))
 
     def _update(self, entropy: float) -> float:
         c = self.config
-        lo = math.log(max(c.u_min, 1e-12))
-        step = self.log_alpha + c.lr * (c.setpoint - entropy)
-        self.log_alpha = min(max(step, lo), math.log(c.u_max))
+        self.log_alpha = self._clip(self.log_alpha + c.lr * (c.setpoint - entropy))
         return math.exp(self.log_alpha)
 
     def state_dict(self) -> dict[str, Any]:
@@ -241,13 +274,45 @@ class AEPOController(EntropyController):
 
 
 CONTROLLERS: Registry[type[EntropyController]] = Registry("controller")
-CONTROLLERS.register("constant", ConstantController)
-CONTROLLERS.register("sign", SignIntegratorController)
-CONTROLLERS.register("pid", PIDEntropyController)
-CONTROLLERS.register("dual", DualAscentController)
-CONTROLLERS.register("aepo", AEPOController)
+#: The setpoint is every controller's reference (logged, and the tracking error's reference).
+_ALWAYS = frozenset({"name", "actuator", "setpoint"})
+#: ``controller name -> ControlConfig fields it reads``; see :func:`register_controller`.
+CONTROLLER_USES: dict[str, frozenset[str]] = {}
+
+
+def register_controller(name: str, cls: type[EntropyController], uses: tuple[str, ...]) -> None:
+    """Register ``cls`` as ``name``; ``uses`` names the :class:`ControlConfig` fields it reads.
+
+    ``name`` and ``actuator`` are always used; setting any other field away from its default is
+    an error in :func:`make_controller` (no silently ignored options).
+    """
+    unknown = set(uses) - set(ControlConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown ControlConfig field(s) {sorted(unknown)}")
+    CONTROLLERS.register(name, cls)
+    CONTROLLER_USES[name] = _ALWAYS | frozenset(uses)
 
 
 def make_controller(config: ControlConfig) -> EntropyController:
-    """Build the registered controller ``config.name`` (``KeyError`` lists the valid names)."""
-    return CONTROLLERS.get(config.name)(config)
+    """Build the registered controller ``config.name`` (``KeyError`` lists the valid names).
+
+    ``TypeError`` when ``config`` sets a field the controller does not read.
+    """
+    cls = CONTROLLERS.get(config.name)
+    uses = CONTROLLER_USES[config.name]
+    default = ControlConfig()
+    ignored = sorted(f for f in ControlConfig.__dataclass_fields__
+                     if f not in uses and getattr(config, f) != getattr(default, f))
+    if ignored:
+        raise TypeError(f"controller {config.name!r} ignores control field(s) {ignored}; it uses "
+                        f"{sorted(uses - {'name'})}")
+    return cls(config)
+
+
+_LIMITS = ("value", "u_min", "u_max")
+register_controller("constant", ConstantController, uses=("value",))
+register_controller("sign", SignIntegratorController, uses=(*_LIMITS, "delta"))
+register_controller("pid", PIDEntropyController, uses=(*_LIMITS, "kp", "ki", "kd"))
+register_controller("dual", DualAscentController, uses=(*_LIMITS, "lr"))
+register_controller("aepo", AEPOController,
+                    uses=("t_low", "t_high", "aepo_fraction", "aepo_max_splice"))

@@ -19,19 +19,23 @@ from dataclasses import dataclass
 import torch
 
 from ctrlbench.registry import Registry
+from llm_rl.validation import check_field, finite
 
 __all__ = [
     "AGGREGATIONS",
     "LOSSES",
+    "LOSS_USES",
     "LossConfig",
     "LossInputs",
     "aggregate",
+    "check_loss_config",
     "clip_cov_loss",
     "get_loss",
     "group_advantages",
     "grpo_loss",
     "k3_kl",
     "kl_cov_loss",
+    "register_loss",
     "token_covariance",
 ]
 
@@ -68,6 +72,24 @@ class LossConfig:
     """KL-Cov: weight of the |l - l_old| penalty."""
     max_seq_len: int = 16
     """Constant normaliser of seq-mean-token-sum (Dr.GRPO's generation budget)."""
+
+    def __post_init__(self) -> None:
+        check_field(self, "eps_low", finite(self.eps_low) and 0 <= self.eps_low < 1, "[0, 1)")
+        check_field(self, "eps_high", finite(self.eps_high) and self.eps_high >= 0, "finite >= 0")
+        check_field(self, "dual_clip", self.dual_clip is None
+                    or (finite(self.dual_clip) and self.dual_clip > 1), "None or finite > 1")
+        for name in ("kl_beta", "kl_cov_beta"):
+            check_field(self, name, finite(getattr(self, name)) and getattr(self, name) >= 0,
+                        "finite >= 0")
+        for name in ("clip_cov_ratio", "kl_cov_ratio"):
+            check_field(self, name, finite(getattr(self, name))
+                        and 0 <= getattr(self, name) <= 1, "[0, 1]")
+        check_field(self, "clip_cov_lb", finite(self.clip_cov_lb), "finite")
+        check_field(self, "clip_cov_ub", finite(self.clip_cov_ub)
+                    and self.clip_cov_ub > self.clip_cov_lb,
+                    f"finite > clip_cov_lb ({self.clip_cov_lb})")
+        check_field(self, "max_seq_len", isinstance(self.max_seq_len, int)
+                    and self.max_seq_len >= 1, "int >= 1")
 
 
 @dataclass
@@ -246,6 +268,39 @@ def kl_cov_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[st
     return _finish(per_token + penalty, inp, cfg, metrics)
 
 
-LOSSES.register("grpo", grpo_loss)
-LOSSES.register("clip-cov", clip_cov_loss)
-LOSSES.register("kl-cov", kl_cov_loss)
+#: LossConfig fields every loss reads.
+_COMMON_FIELDS = frozenset({"name", "kl_beta", "agg", "scale_adv_by_std", "max_seq_len"})
+#: ``loss name -> LossConfig fields it reads``; see :func:`register_loss`.
+LOSS_USES: dict[str, frozenset[str]] = {}
+
+
+def register_loss(name: str, fn: LossFn, uses: tuple[str, ...]) -> None:
+    """Register ``fn`` as ``name``; ``uses`` names the loss-specific LossConfig fields it reads.
+
+    Setting any other loss-specific field away from its default is an error
+    (:func:`check_loss_config`): no silently ignored options.
+    """
+    unknown = set(uses) - set(LossConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown LossConfig field(s) {sorted(unknown)}")
+    LOSSES.register(name, fn)
+    LOSS_USES[name] = _COMMON_FIELDS | frozenset(uses)
+
+
+def check_loss_config(cfg: LossConfig) -> None:
+    """``TypeError`` when ``cfg`` sets a field its loss does not read (unknown name: KeyError)."""
+    get_loss(cfg.name)
+    uses = LOSS_USES[cfg.name]
+    default = LossConfig()
+    ignored = sorted(f for f in LossConfig.__dataclass_fields__
+                     if f not in uses and getattr(cfg, f) != getattr(default, f))
+    if ignored:
+        raise TypeError(f"loss {cfg.name!r} ignores LossConfig field(s) {ignored}; it uses "
+                        f"{sorted(uses - {'name'})}")
+
+
+_CLIP = ("eps_low", "eps_high", "dual_clip")
+register_loss("grpo", grpo_loss, uses=_CLIP)
+register_loss("clip-cov", clip_cov_loss,
+              uses=(*_CLIP, "clip_cov_lb", "clip_cov_ub", "clip_cov_ratio"))
+register_loss("kl-cov", kl_cov_loss, uses=("kl_cov_ratio", "kl_cov_beta"))

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrain
 from transformers.utils import logging as hf_logging
 
 from llm_rl.tokenizer import CharTokenizer
+from llm_rl.validation import check_field
 
 __all__ = ["ARCHES", "PolicySpec", "build_policy", "load_policy", "save_policy"]
 
@@ -40,6 +41,14 @@ class PolicySpec:
     """Attention heads."""
     max_positions: int = 64
     """Longest prompt + response."""
+
+    def __post_init__(self) -> None:
+        check_field(self, "arch", self.arch in ARCHES, ", ".join(ARCHES))
+        for name in ("n_layer", "n_embd", "n_head", "max_positions"):
+            value = getattr(self, name)
+            check_field(self, name, isinstance(value, int) and value >= 1, "int >= 1")
+        check_field(self, "n_head", self.n_embd % self.n_head == 0,
+                    f"an int that divides n_embd ({self.n_embd})")
 
 
 @contextmanager

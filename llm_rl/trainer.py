@@ -22,11 +22,20 @@ from typing import Any
 
 import torch
 
+from ctrlbench.trajectory import atomic_write_bytes
 from llm_rl.batch import concat_rollouts, generate, select_rows, token_scores
 from llm_rl.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from llm_rl.config import TrainConfig, config_from_dict
-from llm_rl.entropy_control import make_controller
-from llm_rl.losses import AGGREGATIONS, LossInputs, get_loss, group_advantages, k3_kl
+from llm_rl.entropy_control import EntropyController, make_controller
+from llm_rl.losses import (
+    AGGREGATIONS,
+    LossConfig,
+    LossInputs,
+    check_loss_config,
+    get_loss,
+    group_advantages,
+    k3_kl,
+)
 from llm_rl.metrics import covariance_stats, distinct_correct, fit_rh_law, pass_at_k
 from llm_rl.policy import load_policy, save_policy
 from llm_rl.rollout import Rollout
@@ -37,6 +46,27 @@ __all__ = ["GRPOTrainer", "NonFiniteLossError"]
 
 #: Config fields allowed to differ between a checkpoint and the run resuming it.
 _RESUMABLE_CHANGES = {"steps", "tensorboard", "device"}
+
+
+def _check_actuator(cfg: TrainConfig, ctrl: EntropyController) -> None:
+    """Reject actuator/loss/config combinations where the actuator or a setting has no effect."""
+    if ctrl.actuator == "clip_cov_ratio":
+        if cfg.loss.name != "clip-cov":
+            raise ValueError(
+                f"actuator 'clip_cov_ratio' has no effect with loss {cfg.loss.name!r} (only the "
+                f"clip-cov loss reads it): use --loss.name clip-cov or another actuator"
+            )
+        if cfg.loss.clip_cov_ratio != LossConfig().clip_cov_ratio:
+            raise ValueError(
+                f"loss.clip_cov_ratio = {cfg.loss.clip_cov_ratio} is ignored: the controller "
+                f"drives the Clip-Cov ratio (its initial value is control.value)"
+            )
+    drives_main_t = ctrl.actuator == "temperature" and ctrl.extra_rollout() is None
+    if drives_main_t and cfg.temperature != TrainConfig().temperature:
+        raise ValueError(
+            f"temperature = {cfg.temperature} is ignored: the controller drives the sampling "
+            f"temperature (its initial value is control.value)"
+        )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -64,8 +94,8 @@ class GRPOTrainer:
         if cfg.loss.agg not in AGGREGATIONS:
             valid = ", ".join(AGGREGATIONS)
             raise KeyError(f"unknown aggregation {cfg.loss.agg!r}; valid: {valid}")
-        if cfg.minibatches < 1 or cfg.epochs < 1 or cfg.group_size < 1:
-            raise ValueError("minibatches, epochs and group_size must be >= 1")
+        check_loss_config(cfg.loss)
+        _check_actuator(cfg, self.controller)
         self.out = Path(cfg.out_dir)
         self.metrics_path = self.out / "metrics.jsonl"
         self.ckpt_path = self.out / "checkpoint.pt"
@@ -303,10 +333,20 @@ class GRPOTrainer:
         self.eval_points = [tuple(p) for p in state["eval_points"]]  # type: ignore[misc]
         self.last_eval = state["last_eval"]
         self.step = int(state["step"])
+        # The log is appended line by line: a kill can leave a torn last line, and steps after
+        # the checkpoint are redone. Keep the parsable lines before it; rewrite atomically.
         lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
-        kept = [ln for ln in lines if ln and json.loads(ln)["step"] < self.step]
-        self.metrics_path.write_text("".join(ln + "\n" for ln in kept))
-        self.history = [json.loads(ln) for ln in kept]
+        self.history = []
+        for ln in lines:
+            try:
+                row = json.loads(ln)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) \
+                    and row["step"] < self.step:
+                self.history.append(row)
+        text = "".join(json.dumps(row) + "\n" for row in self.history)
+        atomic_write_bytes(self.metrics_path, text.encode())
 
     def _tensorboard(self) -> Any:
         if not self.cfg.tensorboard:
@@ -315,5 +355,7 @@ class GRPOTrainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is an optional extra
             return None
-        return SummaryWriter(str(self.out / "tensorboard"))
+        # purge_step: events at or after the resume step (written before a kill) are dropped.
+        purge = self.step if self.step > 0 else None
+        return SummaryWriter(str(self.out / "tensorboard"), purge_step=purge)
 

@@ -21,3 +21,20 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "valid loss names: clip-cov, grpo, kl-cov" in capsys.readouterr().err
     assert main(["list"]) == 0
     assert "sumpair" in capsys.readouterr().out
+
+
+def test_reviewed_bad_flags_exit_2_with_the_field(tmp_path, capsys):
+    base = ["train", "--out_dir", str(tmp_path / "o"), "--sft_dir", str(tmp_path / "s")]
+    cases = [
+        (["--control.actuator", "temperature", "--control.name", "pid"], "control.value = 0.0"),
+        (["--eval_every", "0"], "TrainConfig.eval_every = 0"),
+        (["--checkpoint_every", "0"], "TrainConfig.checkpoint_every = 0"),
+        (["--steps", "-1"], "TrainConfig.steps = -1"),
+        (["--loss.eps_low", "5"], "LossConfig.eps_low = 5.0"),
+        (["--control.name", "constant", "--control.kp", "9"], "ignores control field(s) ['kp']"),
+        (["--control.actuator", "clip_cov_ratio"], "has no effect with loss 'grpo'"),
+    ]
+    for flags, message in cases:
+        assert main([*base, *flags]) == 2, flags
+        assert message in capsys.readouterr().err, flags
+    assert not list(tmp_path.iterdir())  # rejected before any work

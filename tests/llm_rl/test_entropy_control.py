@@ -5,6 +5,7 @@ import pytest
 
 from controllers.pid import PID
 from llm_rl.entropy_control import (
+    CONTROLLER_USES,
     CONTROLLERS,
     ControlConfig,
     ExtraRollout,
@@ -80,9 +81,57 @@ def test_registry_and_validation_errors():
 
 @pytest.mark.parametrize("name", ["constant", "sign", "pid", "dual"])
 def test_outputs_stay_within_limits(name):
-    cfg = ControlConfig(name=name, setpoint=0.6, value=0.01, u_min=0.0, u_max=0.05, delta=0.02,
-                        kp=5.0, ki=5.0, lr=5.0)
-    c = make_controller(cfg)
+    kw = dict(setpoint=0.6, value=0.01, u_min=0.0, u_max=0.05, delta=0.02, kp=5.0, ki=5.0, lr=5.0)
+    c = make_controller(ControlConfig(
+        name=name, **{k: v for k, v in kw.items() if k in CONTROLLER_USES[name]}))
     rng = np.random.default_rng(0)
     for h in rng.uniform(0, 2, 50):
         assert 0.0 <= c.update(float(h)) <= 0.05 + 1e-12
+
+
+def test_controllers_reject_fields_they_ignore():
+    with pytest.raises(TypeError, match=r"'constant' ignores control field\(s\) \['kp'\]"):
+        make_controller(ControlConfig(name="constant", kp=9.0))
+    with pytest.raises(TypeError, match=r"ignores control field\(s\) \['value'\].*t_high"):
+        make_controller(ControlConfig(name="aepo", actuator="temperature", value=0.5))
+    make_controller(ControlConfig(name="pid", kp=9.0))  # pid reads kp
+    for name, uses in CONTROLLER_USES.items():
+        assert {"name", "actuator", "setpoint"} <= uses, name
+
+
+@pytest.mark.parametrize(
+    ("kw", "bad"),
+    [({"name": "pid"}, "control.value = 0.0"),  # the defaults would give T = 0
+     ({"name": "pid", "value": 1.0}, "control.u_min = 0.0"),
+     ({"name": "constant"}, "control.value = 0.0"),
+     ({"name": "sign", "value": 1.0, "u_min": -0.5, "u_max": 2.0}, "control.u_min = -0.5")],
+)
+def test_temperature_actuator_needs_positive_temperatures(kw, bad):
+    with pytest.raises(ValueError, match=bad):
+        make_controller(ControlConfig(actuator="temperature", **kw))
+    c = make_controller(ControlConfig(name="pid", actuator="temperature", value=1.0, u_min=0.5,
+                                      u_max=1.5))
+    assert c.value == 1.0
+
+
+def test_initial_value_is_clipped_to_limits():
+    c = make_controller(ControlConfig(name="dual", value=1.0, u_min=1e-3, u_max=0.1))
+    assert c.log_alpha == pytest.approx(math.log(0.1)) and c.value == pytest.approx(0.1)
+    c = make_controller(ControlConfig(name="dual", value=1e-5, u_min=1e-3, u_max=0.1))
+    assert c.log_alpha == pytest.approx(math.log(1e-3))
+    assert c.update(c.setpoint) == pytest.approx(1e-3)  # zero error: stays at the bound
+    for name in ("sign", "pid"):
+        assert make_controller(ControlConfig(name=name, value=1.0, u_max=0.1)).value == 0.1
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"setpoint": 0.0}, r"ControlConfig.setpoint = 0.0 .*finite > 0"),
+     ({"u_min": 1.0, "u_max": 0.5}, r"ControlConfig.u_max = 0.5 .*>= u_min \(1.0\)"),
+     ({"kp": -1.0}, r"ControlConfig.kp = -1.0"),
+     ({"aepo_fraction": 0.0}, r"aepo_fraction = 0.0 .*\(0, 1\]"),
+     ({"value": float("nan")}, "ControlConfig.value = nan")],
+)
+def test_control_config_ranges(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ControlConfig(**kw)

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from llm_rl.config import TrainConfig
-from llm_rl.entropy_control import ConstantController, ControlConfig
+from llm_rl.config import SFTConfig, TrainConfig
+from llm_rl.entropy_control import ControlConfig
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec, build_policy, save_policy
 from llm_rl.tokenizer import CharTokenizer
@@ -64,19 +64,36 @@ def test_metrics_are_complete(smoke_runs):
     assert m["rh_r2"] is not None and m["kl_init"] > 0
 
 
-def test_resume_reproduces_uninterrupted_run(sft_dir, tmp_path):
+def test_resume_reproduces_uninterrupted_run(sft_dir, tmp_path, monkeypatch):
+    pytest.importorskip("torch.utils.tensorboard")
     kw = dict(steps=6, prompts_per_step=4, group_size=4, eval_every=2, checkpoint_every=3,
               loss=LossConfig(name="clip-cov", clip_cov_ratio=0.05),
               control=ControlConfig(name="pid", setpoint=0.9, kp=0.3, ki=0.05, u_max=0.3))
     full = GRPOTrainer(_cfg(sft_dir, tmp_path / "a", **kw)).train()
     part = GRPOTrainer(_cfg(sft_dir, tmp_path / "b", **kw))
     part.train(steps=3)  # checkpoint at step 3
-    extra = part.train_step()  # one more step logged, then a "crash" before its checkpoint
+    extra = part.train_step()  # one more step logged, then a kill mid-way through the next line
+    line = json.dumps(extra) + "\n"
     with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(extra) + "\n")
-    resumed = GRPOTrainer(_cfg(sft_dir, tmp_path / "b", **kw), resume=True)
+        f.write(line + line[: len(line) // 2].replace('"step": 3', '"step": 4'))
+    purge = []
+
+    class Writer:  # records how the resumed run opens TensorBoard
+        def __init__(self, logdir, purge_step=None):
+            purge.append(purge_step)
+
+        def add_scalar(self, *args):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("torch.utils.tensorboard.SummaryWriter", Writer)
+    resumed = GRPOTrainer(_cfg(sft_dir, tmp_path / "b", **{**kw, "tensorboard": True}),
+                          resume=True)
     assert resumed.step == 3
     resumed.train()
+    assert purge == [3]  # TensorBoard drops the events of the redone steps
 
     def strip(rows):
         return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
@@ -102,7 +119,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(sft_dir, tmp_path):
     trainer.train(steps=2)
     before = (tmp_path / "checkpoint.pt").read_bytes()
     weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.controller = ConstantController(ControlConfig(value=float("inf")))  # bonus -> -inf
+    trainer.controller.value = float("inf")  # bonus -> -inf at the next step
     with pytest.raises(NonFiniteLossError, match=r"last good checkpoint.*step 2"):
         trainer.train()
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
@@ -178,3 +195,48 @@ def test_configs_reject_unknown_fields():
     with pytest.raises(TypeError):
         config_from_dict(data)
     assert config_from_dict(dataclasses.asdict(TrainConfig())) == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw", "match"),
+    [(TrainConfig, {"eval_every": 0}, r"eval_every = 0 is out of range; valid: int >= 1"),
+     (TrainConfig, {"checkpoint_every": 0}, r"TrainConfig.checkpoint_every = 0 .*int >= 1"),
+     (TrainConfig, {"steps": -1}, r"TrainConfig.steps = -1 .*int >= 1"),
+     (TrainConfig, {"temperature": 0.0}, r"TrainConfig.temperature = 0.0 .*finite > 0"),
+     (TrainConfig, {"lr": float("nan")}, r"TrainConfig.lr = nan"),
+     (LossConfig, {"eps_low": 5.0}, r"LossConfig.eps_low = 5.0 is out of range; valid: \[0, 1\)"),
+     (LossConfig, {"dual_clip": 0.5}, r"LossConfig.dual_clip = 0.5 .*None or finite > 1"),
+     (LossConfig, {"clip_cov_ub": 0.5}, r"clip_cov_ub = 0.5 .*> clip_cov_lb \(1.0\)"),
+     (LossConfig, {"kl_cov_ratio": 2.0}, r"kl_cov_ratio = 2.0 .*\[0, 1\]"),
+     (SFTConfig, {"teacher_noise": 1.5}, r"SFTConfig.teacher_noise = 1.5 .*\[0, 1\]"),
+     (SFTConfig, {"batch": 0}, r"SFTConfig.batch = 0"),
+     (PolicySpec, {"n_embd": 30, "n_head": 4}, r"PolicySpec.n_head = 4 .*divides n_embd \(30\)"),
+     (PolicySpec, {"arch": "rnn"}, r"PolicySpec.arch = 'rnn' .*gpt2, llama")],
+)
+def test_config_ranges_name_field_value_and_range(cls, kw, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "error", "match"),
+    [({"control": ControlConfig(actuator="clip_cov_ratio", value=0.01)}, ValueError,
+      "actuator 'clip_cov_ratio' has no effect with loss 'grpo'"),
+     ({"loss": LossConfig(name="clip-cov", clip_cov_ratio=0.05),
+       "control": ControlConfig(name="pid", actuator="clip_cov_ratio", u_max=0.1)}, ValueError,
+      r"loss.clip_cov_ratio = 0.05 is ignored"),
+     ({"temperature": 1.3, "control": ControlConfig(name="pid", actuator="temperature", value=1.0,
+                                                    u_min=0.5, u_max=2.0)}, ValueError,
+      r"temperature = 1.3 is ignored"),
+     ({"loss": LossConfig(kl_cov_ratio=0.05)}, TypeError,
+      r"loss 'grpo' ignores LossConfig field\(s\) \['kl_cov_ratio'\]"),
+     ({"loss": LossConfig(name="kl-cov", eps_high=0.28)}, TypeError,
+      r"loss 'kl-cov' ignores LossConfig field\(s\) \['eps_high'\]"),
+     ({"control": ControlConfig(kp=9.0)}, TypeError,
+      r"controller 'constant' ignores control field\(s\) \['kp'\]")],
+)
+def test_settings_without_effect_are_rejected(tmp_path, kw, error, match):
+    cfg = TrainConfig(out_dir=str(tmp_path / "o"), sft_dir=str(tmp_path / "s"), **kw)
+    with pytest.raises(error, match=match):
+        GRPOTrainer(cfg)
+    assert not list(tmp_path.iterdir())  # failed before any work
