@@ -1,9 +1,14 @@
 """Entropy collapse under GRPO, and seven ways to act on it (issue 3).
 
 Claim: open-loop GRPO on a tiny LM collapses policy entropy while reward rises (positive token
-covariance Cov(l, A), Cui et al. 2025), following R = -a exp(H) + b; closed-loop controllers on the
-entropy bonus (PID, dual ascent) hold H near a set-point H*, where fixed interventions (entropy
-bonus, Clip-Cov, KL-Cov) and AEPO's temperature switching only shift the trajectory.
+covariance Cov(l, A), Cui et al. 2025), following R = -a exp(H) + b. Measured at CPU size
+(studies/README.md): a PID controller on the entropy bonus reduces the tracking error
+mean |H - H*| / H* against the open loop, but does not hold H within 10 % of H* on sumpair; dual
+ascent on log alpha, as configured, does not reduce it. Hypothesis the full GPU run tests:
+closed-loop control of the bonus (PID, dual ascent) holds H near a set-point H*, where fixed
+interventions (entropy bonus, Clip-Cov, KL-Cov) and AEPO's temperature switching only shift the
+trajectory. sumpair has only 13 distinct prompts, so its held-out pass@k is measured on prompts
+also seen in training (see ``llm_rl.tasks.SumPair``).
 
 Methods (all from the same cached SFT warm start per task, >= 2 minibatches per rollout):
 ``open-loop`` (GRPO, no bonus), ``entropy-bonus`` (constant coefficient), ``clip-cov``,
@@ -14,9 +19,10 @@ hundred), bonus 0.05, PID kp 0.3 / ki 0.05 / kd 1.0 with the bonus limited to [0
 lr 0.15 with alpha in [1e-3, 0.15] (larger bonuses make a 2x64 model's entropy run away).
 
 Output (``--out_dir``): ``<task>/<method>/`` run directories (metrics.jsonl, checkpoint), one
-``<task>/<method>/summary.json`` per finished run (written atomically; a rerun skips finished runs
-and resumes unfinished ones from their checkpoint), ``results.md`` (table + pooled R-H fit) and
-``curves.png``.
+``<task>/<method>/summary.json`` per finished run (written atomically, with a hash of the run's
+TrainConfig; a rerun skips finished runs whose config matches, resumes unfinished ones from their
+checkpoint, and refuses a directory that holds a run with another config), ``results.md``
+(table + pooled R-H fit) and ``curves.png``. ``--smoke`` writes to its own default directory.
 
 Run:
 - ``python studies/llm_entropy_collapse.py --smoke``: CPU, 2x64 model, 30 steps x 8 prompts x 8
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -42,7 +49,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from llm_rl.config import SFTConfig, TrainConfig
+from ctrlbench.trajectory import atomic_write_bytes
+from llm_rl.config import SFTConfig, TrainConfig, config_hash
 from llm_rl.entropy_control import ControlConfig
 from llm_rl.losses import LossConfig
 from llm_rl.metrics import fit_rh_law
@@ -87,7 +95,7 @@ class Args:
     fast_rollout: bool = False
     """Static-cache (+ CUDA graph) sampling."""
     out_dir: str = "results/llm_entropy_collapse"
-    """Where runs, records and the report go."""
+    """Where runs, records and the report go (smoke: results/llm_entropy_collapse_smoke)."""
     sft_dir: str = ""
     """Warm-start cache (default: <out_dir>/sft)."""
     smoke: bool = False
@@ -97,7 +105,8 @@ class Args:
 
 
 SMOKE: dict[str, Any] = {"steps": 30, "prompts_per_step": 8, "n_layer": 2, "n_embd": 64,
-                         "eval_size": 16, "sft_steps": 250}
+                         "eval_size": 16, "sft_steps": 250,
+                         "out_dir": "results/llm_entropy_collapse_smoke"}
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -153,12 +162,6 @@ def train_config(task: str, method: str, args: Args) -> TrainConfig:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def summarize(hist: list[dict[str, Any]], setpoint: float) -> dict[str, Any]:
     """Per-run numbers: entropy start/end, tracking error, pass@k, covariance, R-H fit."""
     h = [m["entropy"] for m in hist]
@@ -176,18 +179,35 @@ def summarize(hist: list[dict[str, Any]], setpoint: float) -> dict[str, Any]:
 
 
 def run_one(task: str, method: str, args: Args) -> dict[str, Any]:
-    """Train one run (resuming if interrupted) unless its summary exists; return the summary."""
+    """Train one run (resuming if interrupted) unless its summary, for this exact config, exists.
+
+    The summary stores :func:`llm_rl.config.config_hash` of the run's :class:`TrainConfig`; a
+    summary written under another config is not returned. A checkpoint under another config
+    resumes only where the trainer allows it (more ``steps``), else a ``ValueError`` says so.
+    """
     cfg = train_config(task, method, args)
     out = Path(cfg.out_dir)
     done = out / "summary.json"
+    digest = config_hash(cfg)
     if done.is_file():
-        return json.loads(done.read_text())
+        summary = json.loads(done.read_text())
+        if summary.get("config_hash") == digest:
+            return summary
+        # Another config's record (e.g. --smoke numbers): never report it for this run.
     t0 = time.perf_counter()
-    trainer = GRPOTrainer(cfg, resume=(out / "checkpoint.pt").is_file())
+    try:
+        trainer = GRPOTrainer(cfg, resume=(out / "checkpoint.pt").is_file())
+    except ValueError as exc:
+        if "config differs" not in str(exc):
+            raise
+        raise ValueError(
+            f"{out} holds a run with another config ({exc}); pass a different --out_dir or "
+            f"delete that directory"
+        ) from exc
     trainer.train()
-    summary = {"task": task, "method": method, **summarize(trainer.history, args.setpoint),
-               "wall_s": time.perf_counter() - t0}
-    _write_atomic(done, json.dumps(summary))
+    summary = {"task": task, "method": method, "config_hash": digest,
+               **summarize(trainer.history, args.setpoint), "wall_s": time.perf_counter() - t0}
+    atomic_write_bytes(done, json.dumps(summary).encode())
     return summary
 
 
@@ -244,10 +264,10 @@ def _plot(args: Args, rows: list[dict[str, Any]]) -> None:
             axes[i][j].set_title(f"{task}: {key}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = Path(args.out_dir) / "curves.tmp.png"
-    fig.savefig(tmp, dpi=90)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, Path(args.out_dir) / "curves.png")
+    atomic_write_bytes(Path(args.out_dir) / "curves.png", buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"err {r['rel_err_second_half']:.3f} pass@1 {r['pass@1']:.3f} "
                   f"({r['wall_s']:.1f}s)", flush=True)
     text = report(args, rows)
-    _write_atomic(Path(args.out_dir) / "results.md", text)
+    atomic_write_bytes(Path(args.out_dir) / "results.md", text.encode())
     print(text)
     print(f"total {time.perf_counter() - t0:.1f}s -> {args.out_dir}/results.md")
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from llm_rl.config import config_hash
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,6 +39,26 @@ def test_smoke_runs_writes_records_and_resumes(tmp_path, capsys):
     assert study.main(["--smoke", "--out_dir", str(out)]) == 0
     assert (out / "sumpair" / "pid" / "metrics.jsonl").read_text() == before
     assert (out / "results.md").read_text() == text
+    # Each summary carries its run's config hash ...
+    args = study.parse_args(["--smoke", "--out_dir", str(out)])
+    done = out / "sumpair" / "open-loop" / "summary.json"
+    assert summary["config_hash"] == config_hash(study.train_config("sumpair", "open-loop", args))
+    # ... a summary of another config is not reported: the run is redone (here: resumed from its
+    # finished checkpoint, so no new metrics) and the record rewritten with the right hash.
+    done.write_text(json.dumps({**summary, "config_hash": "stale", "pass@1": -1.0}))
+    one = ["--smoke", "--out_dir", str(out), "--tasks", "sumpair", "--methods", "open-loop"]
+    assert study.main(one) == 0
+    redone = json.loads(done.read_text())
+    assert redone == {**summary, "wall_s": redone["wall_s"]}
+    # A directory holding another config's run (e.g. smoke numbers, then a full run) is refused.
+    with pytest.raises(ValueError, match="holds a run with another config"):
+        study.main([*one, "--lr", "0.002"])
+
+
+def test_smoke_has_its_own_default_out_dir():
+    study = _load_study()
+    assert study.parse_args(["--smoke"]).out_dir != study.parse_args([]).out_dir
+    assert study.parse_args(["--smoke", "--out_dir", "x"]).out_dir == "x"
 
 
 def test_unknown_method_is_reported(tmp_path):
