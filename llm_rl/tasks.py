@@ -10,6 +10,8 @@
 
 Each task has a fixed held-out set (:meth:`Task.heldout`) and a noisy teacher for the SFT warm
 start (:meth:`Task.teacher`: a correct answer with probability ``1 - noise``, else a near miss).
+The held-out prompts are excluded from training except for ``sumpair``, whose whole prompt space
+is 13 prompts (N = 4..16): its "held-out" pass@k is measured on prompts also trained on.
 """
 
 from __future__ import annotations
@@ -93,7 +95,12 @@ class Task(ABC):
 
 @dataclass(frozen=True)
 class SumPair(Task):
-    """Write two non-negative integers summing to N, ``n_min <= N <= n_max``."""
+    """Write two non-negative integers summing to N, ``n_min <= N <= n_max``.
+
+    The prompt space is only ``n_max - n_min + 1`` prompts (13 by default), so the held-out set is
+    *not* excluded from training (``exclude_heldout = False``): sumpair's held-out pass@k is
+    measured on training prompts and shows sampling diversity and accuracy, not generalization.
+    """
 
     n_min: int = 4
     n_max: int = 16

@@ -55,6 +55,7 @@ from llm_rl.entropy_control import ControlConfig
 from llm_rl.losses import LossConfig
 from llm_rl.metrics import fit_rh_law
 from llm_rl.policy import PolicySpec
+from llm_rl.tasks import make_task
 from llm_rl.trainer import GRPOTrainer
 
 METHODS = ("open-loop", "entropy-bonus", "clip-cov", "kl-cov", "pid", "dual", "aepo")
@@ -232,6 +233,10 @@ def report(args: Args, rows: list[dict[str, Any]]) -> str:
                  r["reward_end"], r["pass@1"], r["pass@8"], r["rh_r2"]]
         lines.append(f"| {r['task']} | {r['method']} | " + " | ".join(fmt(c) for c in cells) + " |")
     lines.append("")
+    for task in dict.fromkeys(r["task"] for r in rows):
+        if not make_task(task).exclude_heldout:
+            lines.append(f"{task}: pass@1/pass@8 are measured on training prompts (its held-out "
+                         f"prompts are not excluded from training).")
     for task in dict.fromkeys(r["task"] for r in rows):
         pts = [(m["entropy"], m["pass@1"]) for r in rows if r["task"] == task
                for m in _history(args, task, r["method"]) if m["evaluated"]]

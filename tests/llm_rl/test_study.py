@@ -30,6 +30,8 @@ def test_smoke_runs_writes_records_and_resumes(tmp_path, capsys):
     for method in study.METHODS:
         assert f"| sumpair | {method} |" in text and f"| countdown-lite | {method} |" in text
     assert "Pooled R = -a exp(H) + b on sumpair" in text
+    assert "sumpair: pass@1/pass@8 are measured on training prompts" in text
+    assert "countdown-lite: pass@1" not in text
     assert (out / "curves.png").stat().st_size > 0
     summary = json.loads((out / "sumpair" / "open-loop" / "summary.json").read_text())
     assert summary["steps"] == 30 and summary["cov_mean"] > 0

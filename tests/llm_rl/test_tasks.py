@@ -49,3 +49,10 @@ def test_task_tokenizer_mismatch():
     with pytest.raises(ValueError, match="mismatch"):
         check_tokenizer(make_task("countdown-lite"), CharTokenizer("0123456789+s:"))
     check_tokenizer(make_task("sumpair"), CharTokenizer("0123456789+s:"))
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_tasks_that_train_on_heldout_prompts_say_so(name):
+    task = make_task(name)
+    if not task.exclude_heldout:  # sumpair: 13 prompts in all
+        assert "measured on training prompts" in " ".join(type(task).__doc__.split())
