@@ -48,7 +48,11 @@ ACTUATORS = ("entropy_coef", "temperature", "clip_cov_ratio")
 
 @dataclass(frozen=True)
 class ControlConfig:
-    """Settings of the entropy controller (each controller reads the fields it uses)."""
+    """Settings of the entropy controller.
+
+    Each registered controller declares the fields it reads (:data:`CONTROLLER_USES`);
+    :func:`make_controller` rejects any other field set away from its default.
+    """
 
     name: str = "constant"
     """Registered controller: constant, sign, pid, dual, aepo."""
