@@ -150,6 +150,7 @@ def _with_progress(
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
     from rich.table import Table
 
     from ctrlbench.check import check_plant
@@ -158,8 +159,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     ids = [plant_info(args.plant)[0]] if args.plant else plant_ids()
     table = Table("plant", "check", "result", title="plant conformance")
     ok = True
-    for pid in ids:
-        report = check_plant(pid, steps=args.steps, seed=args.seed)
+    reports = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("checking plants", total=len(ids))
+        for pid in ids:
+            progress.update(task, description=f"checking {pid}")
+            reports.append((pid, check_plant(pid, steps=args.steps, seed=args.seed)))
+            progress.advance(task)
+    for pid, report in reports:
         ok &= report.ok
         for name, err in report.results.items():
             table.add_row(pid, name, "[green]pass[/]" if err is None else f"[red]FAIL[/] {err}")
