@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 from typing import Any
@@ -29,7 +30,28 @@ def _float_or_none(text: str) -> float | None:
     return None if text.lower() in ("none", "") else float(text)
 
 
+def _field_docs(cls: Any) -> dict[str, str]:
+    """The attribute docstrings of a dataclass (the string literal under each field)."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
 def _add_fields(parser: argparse.ArgumentParser, cls: Any, prefix: str = "") -> None:
+    docs = _field_docs(cls)
     for f in dataclasses.fields(cls):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc,operator]
         name = prefix + f.name
@@ -40,7 +62,7 @@ def _add_fields(parser: argparse.ArgumentParser, cls: Any, prefix: str = "") -> 
             _float_or_none if default is None else type(default)
         )
         parser.add_argument(f"--{name}", dest=name, type=kind, default=None,
-                            help=f"(default: {default})")
+                            help=f"{docs.get(f.name, '')} (default: {default})".strip())
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:

@@ -38,3 +38,14 @@ def test_reviewed_bad_flags_exit_2_with_the_field(tmp_path, capsys):
         assert main([*base, *flags]) == 2, flags
         assert message in capsys.readouterr().err, flags
     assert not list(tmp_path.iterdir())  # rejected before any work
+
+
+def test_help_carries_the_config_field_docs(capsys):
+    import pytest
+
+    from llm_rl.cli import main as llm_main
+
+    with pytest.raises(SystemExit):
+        llm_main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Target token-mean entropy H* (nats). (default: 0.6)" in out
