@@ -1,20 +1,40 @@
-"""Controller families of ctrlbench, registered in :data:`ctrlbench.registry.CONTROLLERS`."""
+"""Controller families of ctrlbench: one registration line per entry, in :func:`register`.
 
+Entries are ``"module:attr"`` strings (nothing is imported until a controller is built); each
+declares its options dataclass and what it needs from a plant
+(:class:`~ctrlbench.capabilities.Requires`). ``docs/adding_a_controller.md`` walks through one.
+"""
+
+from ctrlbench.capabilities import Requires
 from ctrlbench.registry import CONTROLLERS
 
 
 def register() -> None:
-    """Register every controller family (string entry points only)."""
+    """Register every controller and PID design (string entry points only)."""
+    from controllers.pid_design import PID_DESIGNS
+    from plants.linear.model import MSD_MODEL_NAME
+    from plants.motor.model import DC_MODEL_NAME, PMSM_MODEL_NAME
+
     CONTROLLERS.register(
-        "pid",
-        "controllers.motor_pi:make_pid",
-        "PI designed from the plant model (technical/symmetrical optimum, EMF feed-forward)",
-    )
+        "pid", "controllers.pid_design:make_pid", options="controllers.pid_design:pid_options",
+        requires="controllers.pid_design:pid_requires",
+        description="PI/PID designed from the plant model (a registered design per model)")
     CONTROLLERS.register(
-        "lqr",
-        "controllers.lqr:make_lqr",
-        "Discrete LQR with integral action on the linearized plant model",
-    )
+        "lqr", "controllers.lqr:make_lqr", options="controllers.lqr:LQROptions",
+        requires=Requires(model=True, operating_point=True, references=True),
+        description="Discrete LQR with integral action, linearized at the model operating point")
     CONTROLLERS.register(
-        "zero", "controllers.trivial:make_zero", "Constant zero action (open-loop check)"
-    )
+        "zero", "controllers.trivial:make_zero", description="Constant zero action (open loop)")
+
+    PID_DESIGNS.register(
+        PMSM_MODEL_NAME, "controllers.motor_pi:design_pmsm_current",
+        options="controllers.motor_pi:PMSMCurrentPIOptions",
+        description="dq current PI, technical optimum, decoupling + EMF feed-forward")
+    PID_DESIGNS.register(
+        DC_MODEL_NAME, "controllers.motor_pi:design_dc_speed",
+        options="controllers.motor_pi:DCSpeedPIOptions",
+        description="cascaded speed/current PI, symmetrical/technical optimum")
+    PID_DESIGNS.register(
+        MSD_MODEL_NAME, "controllers.siso_pid:design_mass_spring_damper",
+        options="controllers.siso_pid:MassSpringDamperPIDOptions",
+        description="PID with all three closed-loop poles at -bandwidth")

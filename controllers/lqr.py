@@ -1,7 +1,8 @@
 """Discrete LQR with integral action on a plant's linearized ``model()`` (registry name ``"lqr"``).
 
-Design (at the operating point ``x0 = 0, u0 = 0`` of the model, which for the motor models is exact:
-they are affine in ``x`` and ``u``; the PMSM model is linearized at the plant's constant speed):
+Design (at the model's declared operating point ``(x_op, u_op)``; the controller requires one, so
+a plant whose model declares none is refused instead of being linearized at zero. The motor
+models declare zero, which is exact for them: they are affine in ``x`` and ``u``):
 
 1. ``A, B`` from :meth:`PlantModel.linearize`, affine term ``c = f(x0, u0)``; zero-order-hold
    discretisation ``(Ad, Bd)`` at the plant's ``dt`` (matrix exponential).
@@ -16,7 +17,7 @@ they are affine in ``x`` and ``u``; the PMSM model is linearized at the plant's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,11 @@ from scipy.linalg import expm, solve_discrete_are
 
 from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
-from ctrlbench.plant import signals_of
+from ctrlbench.options import Options, option
+from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.signals import index_of
 
-__all__ = ["LQRIntegral", "discretize_zoh", "make_lqr"]
+__all__ = ["LQRIntegral", "LQROptions", "discretize_zoh", "make_lqr"]
 
 FloatArray = NDArray[np.float64]
 
@@ -83,12 +85,12 @@ class LQRIntegral(FeedbackController):
         q_integral: float = 1.0,
         r_input: float = 1.0,
         t_integral: float | None = None,
-        state_weights: Sequence[float] | None = None,
+        state_weights: tuple[float, ...] | None = None,
         reference_tau: float = 0.0,
     ) -> None:
         super().__init__(dt)
         nx, nu, ny = model.nx, model.nu, len(tracked)
-        x0, u0 = np.zeros(nx), np.zeros(nu)
+        x0, u0 = model.operating_point()
         a, b, _, _ = model.linearize(x0, u0)
         c_aff = model.f(x0, u0)
         ad, bd = discretize_zoh(a, b, dt)
@@ -155,36 +157,36 @@ class LQRIntegral(FeedbackController):
         return u
 
 
-def make_lqr(
-    plant: Any,
-    *,
-    q_state: float = 100.0,
-    q_integral: float = 1.0,
-    r_input: float = 1.0,
-    t_integral: float | None = None,
-    state_weights: Sequence[float] | None = None,
-    reference_tau: float = 0.0,
-) -> LQRIntegral:
+@dataclass(frozen=True)
+class LQROptions(Options):
+    """Weights of the LQR design (Bryson-scaled by each signal's bound)."""
+
+    q_state: float = option(100.0, "weight on state deviation", ge=0)
+    q_integral: float = option(1.0, "weight on the integral of the tracking error", ge=0)
+    r_input: float = option(1.0, "weight on the input", gt=0)
+    t_integral: float | None = option(
+        None, "time scale of the integral action [s]; None = 10 dt", gt=0)
+    state_weights: tuple[float, ...] | None = option(
+        None, "per-state multipliers of q_state in model state order; None = all ones", ge=0)
+    reference_tau: float = option(
+        0.0, "set-point prefilter time constant [s]; 0 disables it (DCSpeed recommends 0.3)", ge=0)
+
+
+def make_lqr(plant: Any, options: LQROptions) -> LQRIntegral:
     """LQR with integral action designed on ``plant.model()`` (registry name ``"lqr"``).
+
+    LQR has no current limit: on ``DCSpeed-v0`` with GEM's random speed references use
+    ``reference_tau=0.3`` (measured: 1 s episodes, seeds 0-2, peak current 108-147 A), else the
+    initial reference jump trips the 210 A limit; ``DCSpeed`` recommends 0.3 through its
+    ``controller_defaults``.
 
     Parameters
     ----------
     plant:
-        A ctrlbench plant (possibly wrapped) with ``model()``; the model's states must be observed
-        under the same names and at least one reference must track a model state.
-    q_state, q_integral, r_input:
-        Relative weights on state deviation, integral of the tracking error and input, each
-        normalised by the signal's bound (Bryson's rule).
-    t_integral:
-        Time scale of the integral action (s); default ``10 dt``.
-    state_weights:
-        Per-state multipliers of ``q_state`` in model state order, e.g. ``(100, 1)`` to favour
-        speed over current on the DC motor; default all ones.
-    reference_tau:
-        Set-point prefilter time constant (s); 0 disables it. LQR has no current limit: on
-        ``DCSpeed-v0`` with GEM's random speed references use ``reference_tau=0.3`` (measured: 1 s
-        episodes, seeds 0-2, peak current 108-147 A), else the initial reference jump trips
-        the 210 A limit. ``DCSpeed`` recommends 0.3 through its ``controller_defaults``.
+        A ctrlbench plant (possibly wrapped) whose model declares an operating point; the model's
+        states must be observed under the same names and a reference must track one of them.
+    options:
+        Design weights (:class:`LQROptions`).
 
     Returns
     -------
@@ -198,19 +200,13 @@ def make_lqr(
     pairs = [(i, names.index(s.tracks)) for i, s in enumerate(obs) if s.tracks in names]
     if not pairs:
         raise ValueError(f"no reference of the plant tracks a model state {names}")
-    dt = float(plant.get_wrapper_attr("dt"))
     return LQRIntegral(
-        dt,
+        plant_dt(plant),
         model,
         state_index,
         tuple(i for i, _ in pairs),
         tuple(j for _, j in pairs),
         np.array([s.low for s in act]),
         np.array([s.high for s in act]),
-        q_state=q_state,
-        q_integral=q_integral,
-        r_input=r_input,
-        t_integral=t_integral,
-        state_weights=state_weights,
-        reference_tau=reference_tau,
+        **options.to_dict(),
     )

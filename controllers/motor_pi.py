@@ -1,9 +1,8 @@
-"""Model-designed PI controllers for the motor plants, and the generic ``"pid"`` factory.
+"""Model-designed PI controllers for the motor plants (designs of the ``"pid"`` controller).
 
-:func:`make_pid` looks the plant's ``model().name`` up in :data:`PI_DESIGNS` and calls the design
-registered for it (no if/elif on plant types); a new plant family adds its design with
-:func:`register_pi_design`. Measured with GEM 3.0.3 (``studies/motor_pi_vs_gem.py``,
-``tests/controllers/test_motor_pi.py``):
+Registered in :data:`controllers.pid_design.PID_DESIGNS` under the motor model names
+(``controllers.register``). Measured with GEM 3.0.3 (``studies/motor_pi_vs_gem.py``,
+``tests/controllers/test_motor_controllers.py``):
 
 - PMSM dq current loop (``ctrlbench/PMSMCurrent-v0``, reference="step", 0 -> (-50, 100) A at
   1 ms): see :class:`PMSMCurrentPI`.
@@ -13,8 +12,6 @@ registered for it (no if/elif on plant types); a new plant family adds its desig
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,57 +20,42 @@ from numpy.typing import NDArray
 
 from controllers.pid import PID
 from controllers.pid_design import rl_technical_optimum, symmetrical_optimum
-from controllers.siso_pid import design_mass_spring_damper
 from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
-from ctrlbench.plant import signals_of
+from ctrlbench.options import Options, option
+from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.signals import index_of, reference_index
 
 __all__ = [
-    "PI_DESIGNS",
     "DCSpeedCascadePI",
-    "PIDesignOptions",
+    "DCSpeedPIOptions",
     "PMSMCurrentPI",
-    "make_pid",
-    "register_pi_design",
+    "PMSMCurrentPIOptions",
+    "design_dc_speed",
+    "design_pmsm_current",
 ]
 
 FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class PIDesignOptions:
-    """Design settings shared by the motor PI designs.
+class PMSMCurrentPIOptions(Options):
+    """Design settings of the PMSM dq current PI (technical optimum)."""
 
-    Attributes
-    ----------
-    t_sigma:
-        Sum of small time constants of the current loop (s); ``None`` uses the plant's ``dt``
-        (zero-order hold plus sampling).
-    a:
-        Symmetrical-optimum parameter of an outer speed loop.
-    current_limit:
-        Current-reference limit of a speed loop (A); ``None`` uses 90 % of the model's bound.
-    prefilter:
-        First-order set-point prefilter on the speed loop (cancels the PI zero).
-    bandwidth:
-        Closed-loop bandwidth (rad/s) of a pole-placement design (mass-spring-damper);
-        ``None`` uses that design's default.
-    """
+    t_sigma: float | None = option(
+        None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0)
 
-    t_sigma: float | None = None
-    a: float = 4.0
-    current_limit: float | None = None
-    prefilter: bool = True
-    bandwidth: float | None = None
 
-    def __post_init__(self) -> None:
-        for name in ("t_sigma", "current_limit", "bandwidth"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-        if not (math.isfinite(self.a) and self.a > 1):
-            raise ValueError(f"symmetrical-optimum parameter a must be > 1, got {self.a!r}")
+@dataclass(frozen=True)
+class DCSpeedPIOptions(Options):
+    """Design settings of the DC motor's cascaded speed/current PI."""
+
+    t_sigma: float | None = option(
+        None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0)
+    a: float = option(4.0, "symmetrical-optimum parameter of the speed loop (> 1)", gt=1)
+    current_limit: float | None = option(
+        None, "current-reference limit of the speed loop [A]; None = 90 % of the model's", gt=0)
+    prefilter: bool = option(True, "first-order set-point prefilter on the speed loop")
 
 
 class PMSMCurrentPI(FeedbackController):
@@ -163,7 +145,7 @@ class DCSpeedCascadePI(FeedbackController):
     """
 
     def __init__(
-        self, dt: float, model: PlantModel, obs_index: tuple[int, ...], options: PIDesignOptions
+        self, dt: float, model: PlantModel, obs_index: tuple[int, ...], options: DCSpeedPIOptions
     ) -> None:
         super().__init__(dt)
         p = model.params
@@ -197,107 +179,24 @@ class DCSpeedCascadePI(FeedbackController):
         return np.array([duty], dtype=float)
 
 
-Design = Callable[[Any, PlantModel, PIDesignOptions], FeedbackController]
-PI_DESIGNS: dict[str, tuple[Design, frozenset[str]]] = {}
-"""``model name -> (design(plant, model, options), options it uses)``; see
-:func:`register_pi_design`."""
-
-
-def register_pi_design(model_name: str, design: Design, uses: tuple[str, ...]) -> None:
-    """Register the PI design for plants whose ``model().name`` is ``model_name``.
-
-    ``uses`` names the :class:`PIDesignOptions` fields the design reads; setting any other field
-    away from its default is an error (no silently ignored options).
-    """
-    if model_name in PI_DESIGNS:
-        raise ValueError(f"a PI design for {model_name!r} is already registered")
-    unknown = set(uses) - set(PIDesignOptions.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown design option(s) {sorted(unknown)}")
-    PI_DESIGNS[model_name] = (design, frozenset(uses))
-
-
 def _indices(plant: Any, *names: str) -> tuple[int, ...]:
     obs, _ = signals_of(plant)
     return tuple(index_of(obs, n) for n in names)
 
 
-def _design_pmsm(plant: Any, model: PlantModel, options: PIDesignOptions) -> FeedbackController:
+def design_pmsm_current(plant: Any, model: PlantModel,
+                        options: PMSMCurrentPIOptions) -> PMSMCurrentPI:
+    """:class:`PMSMCurrentPI` for a plant with the ``pmsm_dq`` model."""
     obs, _ = signals_of(plant)
     idx = _indices(plant, "i_sd", "i_sq")
     refs = (reference_index(obs, "i_sd"), reference_index(obs, "i_sq"))
-    dt = float(plant.get_wrapper_attr("dt"))
+    dt = plant_dt(plant)
     t_sigma = dt if options.t_sigma is None else options.t_sigma
     return PMSMCurrentPI(dt, model, (*idx, *refs, index_of(obs, "omega")), t_sigma)
 
 
-def _design_dc(plant: Any, model: PlantModel, options: PIDesignOptions) -> FeedbackController:
+def design_dc_speed(plant: Any, model: PlantModel, options: DCSpeedPIOptions) -> DCSpeedCascadePI:
+    """:class:`DCSpeedCascadePI` for a plant with the ``dc_motor`` model."""
     obs, _ = signals_of(plant)
     idx = (*_indices(plant, "omega", "i"), reference_index(obs, "omega"))
-    return DCSpeedCascadePI(float(plant.get_wrapper_attr("dt")), model, idx, options)
-
-
-register_pi_design("pmsm_dq", _design_pmsm, uses=("t_sigma",))
-register_pi_design("dc_motor", _design_dc, uses=("t_sigma", "a", "current_limit", "prefilter"))
-register_pi_design("mass_spring_damper", design_mass_spring_damper, uses=("bandwidth",))
-
-
-def make_pid(
-    plant: Any,
-    *,
-    t_sigma: float | None = None,
-    a: float = 4.0,
-    current_limit: float | None = None,
-    prefilter: bool = True,
-    bandwidth: float | None = None,
-) -> FeedbackController:
-    """PI/PID designed from ``plant.model()`` (registry name ``"pid"``).
-
-    Parameters
-    ----------
-    plant:
-        A ctrlbench plant (possibly wrapped) with ``model()`` and named observation signals.
-    t_sigma:
-        Sum of small time constants of the current loop (s); default: the plant's ``dt``.
-    a:
-        Symmetrical-optimum parameter of a speed loop (DC motor).
-    current_limit:
-        Current-reference limit of a speed loop (A); default 90 % of the model's current bound.
-    prefilter:
-        Set-point prefilter on a speed loop.
-    bandwidth:
-        Closed-loop bandwidth (rad/s) of a pole-placement design (mass-spring-damper).
-
-    Returns
-    -------
-    FeedbackController
-        The design registered for ``plant.model().name`` in :data:`PI_DESIGNS`.
-
-    Raises
-    ------
-    KeyError
-        When no design is registered for the plant's model (lists the known ones).
-    TypeError
-        When an option the plant's design does not use is set.
-    """
-    model: PlantModel = plant.get_wrapper_attr("model")()
-    if model.name not in PI_DESIGNS:
-        raise KeyError(
-            f"no PI design for model {model.name!r}; designs exist for {sorted(PI_DESIGNS)}"
-        )
-    options = PIDesignOptions(
-        t_sigma=t_sigma, a=a, current_limit=current_limit, prefilter=prefilter,
-        bandwidth=bandwidth,
-    )
-    design, uses = PI_DESIGNS[model.name]
-    default = PIDesignOptions()
-    ignored = sorted(
-        f for f in PIDesignOptions.__dataclass_fields__
-        if f not in uses and getattr(options, f) != getattr(default, f)
-    )
-    if ignored:
-        raise TypeError(
-            f"option(s) {ignored} do not apply to the {model.name!r} PI design; "
-            f"it uses {sorted(uses)}"
-        )
-    return design(plant, model, options)
+    return DCSpeedCascadePI(plant_dt(plant), model, idx, options)

@@ -20,14 +20,40 @@ constant ``T_sigma`` (here the zero-order hold and sampling of a discrete loop, 
 
 gym-electric-motor's own ``gem_controllers`` uses ``K_p = L / (a tau)`` and ``K_i = K_p / (a² tau)``
 with ``a = 4`` for its current loops (half our proportional gain and a 16-sample integral time).
+
+**The design registry.** :data:`PID_DESIGNS` maps a model name (the constant a plant family
+exports, e.g. ``plants.motor.model.DC_MODEL_NAME``) to a lazy design function
+``design(plant, model, options) -> Controller`` and that design's own options dataclass. The
+``"pid"`` controller (:func:`make_pid`) looks the plant's ``model().name`` up there; its options
+are the design's (:func:`pid_options`), and it applies only to plants whose model has a design
+(:func:`pid_requires`). A new plant family adds one line in its own package::
+
+    PID_DESIGNS.register(MY_MODEL_NAME, "mypkg.design:design", options="mypkg.design:MyOptions")
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["PIGains", "rl_technical_optimum", "symmetrical_optimum", "technical_optimum"]
+from ctrlbench.capabilities import Requires
+from ctrlbench.options import Options
+from ctrlbench.registry import Registry
+
+__all__ = [
+    "PID_DESIGNS",
+    "PIGains",
+    "make_pid",
+    "pid_options",
+    "pid_requires",
+    "rl_technical_optimum",
+    "symmetrical_optimum",
+    "technical_optimum",
+]
+
+PID_DESIGNS: Registry[Any] = Registry("PID design", "ctrlbench.plugins")
+"""``model name -> design(plant, model, options)`` with the design's options dataclass."""
 
 
 @dataclass(frozen=True)
@@ -120,3 +146,37 @@ def symmetrical_optimum(integrator_gain: float, t_equiv: float, a: float = 4.0) 
         raise ValueError(f"a must exceed 1, got {a!r}")
     kp = 1.0 / (a * integrator_gain * t_equiv)
     return PIGains(kp=kp, ki=kp / (a * a * t_equiv), t_equiv=a * t_equiv)
+
+
+def _model_name(plant: Any) -> str:
+    return str(plant.get_wrapper_attr("model")().name)
+
+
+def pid_options(plant: Any) -> type[Options] | None:
+    """The options class of the PID design for ``plant``'s model (``KeyError`` without one)."""
+    return PID_DESIGNS.options(_model_name(plant))
+
+
+def pid_requires() -> Requires:
+    """What ``"pid"`` needs: a model with a registered design and a tracked reference."""
+    return Requires(model=True, references=True, model_names=tuple(PID_DESIGNS.names()))
+
+
+def make_pid(plant: Any, options: Options) -> Any:
+    """PI/PID designed from ``plant.model()`` (registry name ``"pid"``).
+
+    Parameters
+    ----------
+    plant:
+        A ctrlbench plant (possibly wrapped) whose model has a design in :data:`PID_DESIGNS`.
+    options:
+        The design's options (:func:`pid_options` gives the class).
+
+    Returns
+    -------
+    Controller
+        The controller the registered design builds.
+    """
+    model = plant.get_wrapper_attr("model")()
+    design = PID_DESIGNS.load(model.name)
+    return design(plant, model, options)

@@ -1,10 +1,11 @@
 """Single-loop PID on one reference/tracked pair, and its pole-placement design for the
-mass-spring-damper (registered in :data:`controllers.motor_pi.PI_DESIGNS`)."""
+mass-spring-damper (registered in :data:`controllers.pid_design.PID_DESIGNS`)."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,13 +13,19 @@ from numpy.typing import NDArray
 from controllers.pid import PID
 from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
-from ctrlbench.plant import signals_of
+from ctrlbench.options import Options, option
+from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.signals import index_of, reference_index
 
-if TYPE_CHECKING:
-    from controllers.motor_pi import PIDesignOptions
+__all__ = ["SISOPID", "MassSpringDamperPIDOptions", "design_mass_spring_damper"]
 
-__all__ = ["SISOPID", "design_mass_spring_damper"]
+
+@dataclass(frozen=True)
+class MassSpringDamperPIDOptions(Options):
+    """Design settings of the mass-spring-damper pole-placement PID."""
+
+    bandwidth: float = option(4.0, "closed-loop bandwidth: all three poles at -bandwidth [rad/s]",
+                              gt=0)
 
 
 class SISOPID(FeedbackController):
@@ -55,7 +62,7 @@ class SISOPID(FeedbackController):
 
 
 def design_mass_spring_damper(plant: Any, model: PlantModel,
-                              options: PIDesignOptions) -> FeedbackController:
+                              options: MassSpringDamperPIDOptions) -> FeedbackController:
     """PID with all three closed-loop poles at ``-bandwidth`` (default 4 rad/s).
 
     With ``G = 1 / (m s^2 + c s + k)`` and ``C = kp + ki/s + kd s`` the closed loop has
@@ -63,7 +70,7 @@ def design_mass_spring_damper(plant: Any, model: PlantModel,
     ``kp = 3 m w^2 - k``, ``ki = m w^3``; the spring force at the set-point is fed forward.
     """
     m, c, k = (model.params[n] for n in ("m", "c", "k"))
-    w = 4.0 if options.bandwidth is None else options.bandwidth
+    w = options.bandwidth
     kp, ki, kd = 3 * m * w**2 - k, m * w**3, 3 * m * w - c
     if kp < 0 or kd < 0:
         raise ValueError(
@@ -71,6 +78,6 @@ def design_mass_spring_damper(plant: Any, model: PlantModel,
             f"needs w >= {max(math.sqrt(k / (3 * m)), c / (3 * m)):.3g} rad/s"
         )
     obs, act = signals_of(plant)
-    dt = float(plant.get_wrapper_attr("dt"))
+    dt = plant_dt(plant)
     pid = PID(kp, ki, kd, dt=dt, u_min=act[0].low, u_max=act[0].high)
     return SISOPID(dt, index_of(obs, "x"), reference_index(obs, "x"), pid, k_ff=k)

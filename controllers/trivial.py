@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctrlbench.controller import FeedbackController
-from ctrlbench.plant import signals_of
+from ctrlbench.plant import plant_dt, signals_of
 
 __all__ = ["ZeroController", "make_zero"]
 
@@ -39,5 +39,4 @@ class ZeroController(FeedbackController):
 def make_zero(plant: Any) -> ZeroController:
     """Zero action for ``plant`` (registry name ``"zero"``)."""
     _, act = signals_of(plant)
-    dt = float(getattr(plant.unwrapped, "dt", 1.0))
-    return ZeroController(dt, len(act))
+    return ZeroController(plant_dt(plant), len(act))

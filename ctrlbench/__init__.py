@@ -1,7 +1,9 @@
 """ctrlbench: physical plants and classical/learned controllers behind one interface.
 
 The core holds no plant or controller code and imports no heavy library (torch, casadi,
-gym-electric-motor, transformers) at import time.
+gym-electric-motor, transformers) at import time. Importing it runs the registration hooks of
+the installed plant and controller families (string entry points only), so
+``gymnasium.make("ctrlbench/DCSpeed-v0")`` works right after ``import ctrlbench``.
 
 >>> import ctrlbench
 >>> plant = ctrlbench.make_plant("ctrlbench/DCSpeed-v0")            # doctest: +SKIP
@@ -11,15 +13,21 @@ gym-electric-motor, transformers) at import time.
 """
 
 from ctrlbench import metrics
+from ctrlbench.capabilities import NotApplicableError, Provides, Requires
 from ctrlbench.controller import Controller, FeedbackController
 from ctrlbench.model import PlantModel
-from ctrlbench.plant import Plant, signals_of
+from ctrlbench.options import OptionError, Options, option
+from ctrlbench.plant import Plant, plant_dt, signals_of
 from ctrlbench.registry import (
     CONTROLLERS,
+    PLANTS,
+    Registry,
+    load_plugins,
     make_controller,
     make_plant,
     plant_ids,
     register_plant,
+    unregister_plant,
 )
 from ctrlbench.signals import SignalSpec
 from ctrlbench.simulate import simulate
@@ -29,18 +37,31 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CONTROLLERS",
+    "PLANTS",
     "Controller",
     "FeedbackController",
+    "NotApplicableError",
+    "OptionError",
+    "Options",
     "Plant",
     "PlantModel",
+    "Provides",
+    "Registry",
+    "Requires",
     "SignalSpec",
     "Trajectory",
     "__version__",
     "make_controller",
     "make_plant",
     "metrics",
+    "option",
+    "plant_dt",
     "plant_ids",
     "register_plant",
     "signals_of",
     "simulate",
+    "unregister_plant",
 ]
+
+# Every installed family registers its ids now (strings only), so gymnasium.make works at once.
+load_plugins()

@@ -79,6 +79,11 @@ class PlantModel:
         ``f(x, u, p, ops)`` returning the state derivative as a sequence of length ``nx``.
     output:
         ``h(x, u, p, ops)`` returning the outputs; ``None`` means ``y = x``.
+    meta:
+        Free-form facts (source, notes).
+    x_op, u_op:
+        Operating point that LQR and MPC linearize and track around (``None``: not declared;
+        :meth:`equilibrium` can solve for one).
     """
 
     name: str
@@ -89,6 +94,61 @@ class PlantModel:
     dynamics: ModelFn
     output: ModelFn | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    x_op: tuple[float, ...] | None = None
+    u_op: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.x_op is None) != (self.u_op is None):
+            raise ValueError(f"{self.name}: give both x_op and u_op or neither")
+        if self.x_op is not None and self.u_op is not None:
+            x, u = np.asarray(self.x_op, float), np.asarray(self.u_op, float)
+            if x.shape != (self.nx,) or u.shape != (self.nu,) or not (
+                    np.all(np.isfinite(x)) and np.all(np.isfinite(u))):
+                raise ValueError(
+                    f"{self.name}: operating point needs {self.nx} finite states and {self.nu} "
+                    f"finite inputs, got x_op={self.x_op}, u_op={self.u_op}"
+                )
+
+    def operating_point(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(x_op, u_op)`` as arrays.
+
+        Raises
+        ------
+        ValueError
+            When the model declares none (build one with :meth:`equilibrium`).
+        """
+        if self.x_op is None or self.u_op is None:
+            raise ValueError(
+                f"model {self.name!r} declares no operating point; pass x_op/u_op or use "
+                "model.equilibrium(u)"
+            )
+        return np.asarray(self.x_op, dtype=float), np.asarray(self.u_op, dtype=float)
+
+    def equilibrium(self, u: ArrayLike, x_guess: ArrayLike | None = None,
+                    tol: float = 1e-9) -> PlantModel:
+        """A copy whose operating point is the steady state ``f(x, u) = 0`` for input ``u``.
+
+        Solved by :func:`scipy.optimize.root` from ``x_guess`` (default zeros).
+
+        Raises
+        ------
+        ValueError
+            When no steady state is found (the message gives the residual).
+        """
+        from scipy.optimize import root
+
+        ua = np.asarray(u, dtype=float).reshape(-1)
+        x0 = np.zeros(self.nx) if x_guess is None else np.asarray(x_guess, float).reshape(-1)
+        self._check(x0, ua)
+        sol = root(lambda x: self.f(x, ua), x0, tol=tol)
+        residual = float(np.max(np.abs(self.f(sol.x, ua))))
+        scale = max(1.0, float(np.max(np.abs(self.f(x0, ua)))))
+        if not (sol.success and residual <= 1e-6 * scale):
+            raise ValueError(
+                f"model {self.name!r}: no steady state for u={ua.tolist()} (residual "
+                f"{residual:.3g}: {sol.message})"
+            )
+        return dataclasses.replace(self, x_op=tuple(sol.x.tolist()), u_op=tuple(ua.tolist()))
 
     @property
     def nx(self) -> int:

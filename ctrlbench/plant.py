@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -11,7 +12,7 @@ from numpy.typing import NDArray
 from ctrlbench.model import PlantModel
 from ctrlbench.signals import SignalSpec, names_of
 
-__all__ = ["Plant", "signals_of"]
+__all__ = ["Plant", "plant_dt", "signals_of"]
 
 Obs = NDArray[np.float64]
 
@@ -19,9 +20,10 @@ Obs = NDArray[np.float64]
 class Plant(gym.Env[Obs, NDArray[np.float64]]):
     """A controllable physical system.
 
-    Subclasses set ``dt``, ``observation_signals``, ``action_signals``, the gymnasium spaces, and
-    implement :meth:`reset` and :meth:`_step`. :meth:`step` validates the action (shape, finite,
-    within bounds) before it can reach a solver, then calls :meth:`_step`.
+    Subclasses set ``dt``, call :meth:`set_signals` (which builds both gymnasium spaces from the
+    signal bounds, so bounds are written once), and implement :meth:`reset` and :meth:`_step`.
+    :meth:`step` validates the action (shape, finite, within bounds) before it can reach a
+    solver, then calls :meth:`_step`. ``docs/adding_a_plant.md`` walks through one.
 
     Reference (set-point) signals are part of the observation: a reference's
     :class:`~ctrlbench.signals.SignalSpec` names the signal it ``tracks``.
@@ -45,6 +47,33 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
     #: Options this plant recommends per controller name, e.g. ``{"lqr": {"reference_tau": 0.3}}``;
     #: :func:`ctrlbench.make_controller` applies them unless the caller overrides them.
     controller_defaults: dict[str, dict[str, Any]] = {}  # noqa: RUF012
+
+    def set_signals(self, observation_signals: Sequence[SignalSpec],
+                    action_signals: Sequence[SignalSpec], *, observation_margin: float = 1.0
+                    ) -> None:
+        """Declare the signals and build ``observation_space``/``action_space`` from them.
+
+        Parameters
+        ----------
+        observation_signals, action_signals:
+            One :class:`SignalSpec` per entry, in order; names must be unique per group.
+        observation_margin:
+            The observation space's bounds are the signals' bounds times this (>= 1), for plants
+            whose terminating step can land past a limit; the signals keep the limits.
+        """
+        obs, act = tuple(observation_signals), tuple(action_signals)
+        for group, specs in (("observation", obs), ("action", act)):
+            names = names_of(specs)
+            if not specs or len(set(names)) != len(names):
+                raise ValueError(f"{group} signals must be non-empty and unique, got {names}")
+        if not (np.isfinite(observation_margin) and observation_margin >= 1.0):
+            raise ValueError(f"observation_margin must be >= 1, got {observation_margin!r}")
+        self.observation_signals, self.action_signals = obs, act
+        self.observation_space = gym.spaces.Box(
+            np.array([s.low for s in obs]) * observation_margin,
+            np.array([s.high for s in obs]) * observation_margin, dtype=np.float64)
+        self.action_space = gym.spaces.Box(
+            np.array([s.low for s in act]), np.array([s.high for s in act]), dtype=np.float64)
 
     def model(self) -> PlantModel:
         """The plant's equations for model-based controllers.
@@ -135,3 +164,25 @@ def signals_of(env: gym.Env[Any, Any]) -> tuple[tuple[SignalSpec, ...], tuple[Si
         n = int(np.prod(env.action_space.shape or (1,)))
         act = tuple(SignalSpec(f"act_{i}") for i in range(n))
     return obs, act
+
+
+def plant_dt(env: gym.Env[Any, Any]) -> float:
+    """The control period of ``env`` (through wrappers); raises instead of guessing.
+
+    Raises
+    ------
+    AttributeError
+        When neither the env nor a wrapper declares ``dt``.
+    ValueError
+        When ``dt`` is not a positive finite number.
+    """
+    try:
+        dt = env.get_wrapper_attr("dt")
+    except AttributeError:
+        raise AttributeError(
+            f"{type(env.unwrapped).__name__} declares no control period 'dt'; ctrlbench plants "
+            "set it (a plain gymnasium env needs a wrapper that does)"
+        ) from None
+    if isinstance(dt, bool) or not isinstance(dt, int | float) or not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"plant dt must be a positive finite number, got {dt!r}")
+    return float(dt)

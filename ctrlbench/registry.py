@@ -1,14 +1,26 @@
-"""Lazy registries: plants live in gymnasium's own registry, controllers in :data:`CONTROLLERS`.
+"""One registration mechanism for every kind: name -> lazy entry point + options dataclass.
 
-Entries are ``"module:attr"`` strings imported on first use, so listing names never imports a
-heavy library. Plant and controller families register themselves through the
-``ctrlbench.plugins`` entry-point group (see ``pyproject.toml``); :func:`load_plugins` runs each
-plugin once. Duplicate names are rejected; unknown names and unknown keyword arguments raise errors
-that list the valid choices.
+A :class:`Registry` maps names to entries. An entry's object and its options class are
+``"module:attr"`` strings imported on first use, so listing names never imports a heavy library.
+Options are frozen :class:`~ctrlbench.options.Options` dataclasses; :meth:`Registry.make` builds
+them from user values (unknown keys, wrong types and out-of-range values raise
+:class:`~ctrlbench.options.OptionError` naming the field, the value and what is valid) and calls
+the entry with them. Duplicate names are rejected; unknown names raise ``KeyError`` listing the
+valid ones.
+
+Plants are registered twice over by :func:`register_plant`: in gymnasium's own registry under
+``ctrlbench/<Name>-v<N>`` (so ``gymnasium.make`` and SB3 work unchanged) and in :data:`PLANTS`
+with their description, options and :class:`~ctrlbench.capabilities.Provides`. Controllers live
+in :data:`CONTROLLERS` with their :class:`~ctrlbench.capabilities.Requires`.
+
+Families register themselves in their package's ``register()`` (one line per entry); third-party
+packages add a ``register`` hook to the ``ctrlbench.plugins`` entry-point group, which
+``import ctrlbench`` runs once (:func:`load_plugins`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -19,18 +31,25 @@ from typing import Any, Generic, TypeVar
 
 import gymnasium as gym
 
+from ctrlbench.capabilities import NotApplicableError, Provides, Requires, missing, provides_of
+from ctrlbench.options import OptionError, Options
+
 __all__ = [
     "CONTROLLERS",
     "NAMESPACE",
+    "PLANTS",
+    "Entry",
     "Registry",
+    "controller_options",
     "load_entry_point",
     "load_plugins",
     "make_controller",
     "make_plant",
     "plant_ids",
     "plant_info",
+    "plant_options",
     "register_plant",
-    "valid_kwargs",
+    "unregister_plant",
 ]
 
 NAMESPACE = "ctrlbench"
@@ -38,96 +57,77 @@ T = TypeVar("T")
 _PLUGINS_LOADED: set[str] = set()
 
 
-def load_entry_point(entry_point: str | Callable[..., Any]) -> Callable[..., Any]:
-    """Import ``"package.module:attr"`` (or pass a callable through)."""
-    if callable(entry_point):
+def load_entry_point(entry_point: Any) -> Any:
+    """Import ``"package.module:attr"`` (anything else is returned as it is)."""
+    if not isinstance(entry_point, str):
         return entry_point
-    module, _, attr = entry_point.partition(":")
+    module, sep, attr = entry_point.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"entry point {entry_point!r} must read 'package.module:attr'")
     obj: Any = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
-def _unknown(kind: str, name: str, valid: list[str]) -> KeyError:
-    close = difflib.get_close_matches(name, valid, n=1)
+def unknown_name(kind: str, name: object, valid: list[str]) -> KeyError:
+    """A ``KeyError`` for an unknown ``name`` that suggests a close match and lists the valid."""
+    close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    names = ", ".join(sorted(valid))
-    return KeyError(f"unknown {kind} {name!r}.{hint} valid {kind} names: {names}")
-
-
-def valid_kwargs(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
-    """Keyword names ``factory`` accepts (``None`` when it takes ``**kwargs``)."""
-    params = list(inspect.signature(factory).parameters.values())[skip:]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return [
-        p.name
-        for p in params
-        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-
-
-_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
-    "bool": (bool,), "int": (int,), "float": (int, float), "str": (str,),
-}
-
-
-def _type_error(kind: str, name: str, option: str, value: Any, annotation: Any) -> str | None:
-    """A message when ``value`` does not fit a simple annotation (bool/int/float/str[, None])."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    parts = [p.strip() for p in str(text).split("|")]
-    allowed: tuple[type, ...] = ()
-    for part in parts:
-        if part == "None":
-            if value is None:
-                return None
-            continue
-        if part not in _SIMPLE_TYPES:
-            return None  # not a simple annotation: leave it to the factory
-        allowed += _SIMPLE_TYPES[part]
-    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-    if ok:
-        return None
-    return f"{kind} {name!r}: option {option}={value!r} must be {' | '.join(parts)}"
-
-
-def check_kwargs(kind: str, name: str, factory: Callable[..., Any], kwargs: Mapping[str, Any],
-                 skip: int = 0) -> None:
-    """Raise ``TypeError`` for options ``factory`` does not take (listing the valid ones) or
-    whose value does not fit a simple annotation (``bool``, ``int``, ``float``, ``str``)."""
-    valid = valid_kwargs(factory, skip)
-    if valid is not None:
-        bad = sorted(set(kwargs) - set(valid))
-        if bad:
-            raise TypeError(f"{kind} {name!r} got unknown option(s) {bad}; valid options: {valid}")
-    params = inspect.signature(factory).parameters
-    for option, value in kwargs.items():
-        if option in params:
-            msg = _type_error(kind, name, option, value, params[option].annotation)
-            if msg:
-                raise TypeError(msg)
+    return KeyError(f"unknown {kind} {name!r}.{hint} valid {kind} names: {', '.join(sorted(valid))}")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered name: lazy entry point and a one-line description."""
+    """A registered name.
+
+    Parameters
+    ----------
+    name:
+        The registered name.
+    entry_point:
+        The object, or a lazy ``"module:attr"`` string.
+    description:
+        One line for listings.
+    options:
+        Options dataclass (or ``"module:attr"``), or a function ``options_for(plant) -> class``
+        for entries whose options depend on the plant; ``None`` takes no options.
+    requires:
+        What a controller needs from a plant (controllers only): a :class:`Requires`, or a
+        ``"module:attr"`` function returning one (for needs that depend on other registries).
+    provides:
+        What a plant provides (plants only).
+    """
 
     name: str
     entry_point: Any
-    description: str
+    description: str = ""
+    options: Any = None
+    requires: Any = None
+    provides: Provides | None = None
+
+    def resolved_requires(self) -> Requires:
+        """:attr:`requires` as a :class:`Requires` (a lazy ``"module:attr"`` function is called)."""
+        req = load_entry_point(self.requires)
+        if req is None:
+            return Requires()
+        if not isinstance(req, Requires) and callable(req):
+            req = req()
+        if not isinstance(req, Requires):
+            raise TypeError(f"{self.name!r}: requires must give a Requires, got {req!r}")
+        return req
 
 
 class Registry(Generic[T]):
-    """Name -> lazy entry point (an object, or a ``"module:attr"`` string imported on use).
+    """Name -> :class:`Entry`; the one registry type of ctrlbench.
 
     Parameters
     ----------
     kind:
-        What the registry holds, used in error messages (``"controller"``, ``"loss"``).
+        What it holds, for messages (``"controller"``, ``"loss"``, ``"PID design"``).
     plugin_group:
-        Entry-point group whose registration hooks run before the first lookup (the global
-        controller registry uses ``"ctrlbench.plugins"``); ``None`` for a self-contained registry.
+        Entry-point group whose ``register`` hooks run before the first lookup; ``None`` for a
+        registry filled by its own module.
     """
 
     def __init__(self, kind: str, plugin_group: str | None = None) -> None:
@@ -135,11 +135,50 @@ class Registry(Generic[T]):
         self.plugin_group = plugin_group
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, entry_point: T | str, description: str = "") -> None:
-        """Add ``name``; a duplicate name raises ``ValueError``."""
-        if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = Entry(name, entry_point, description)
+    def register(self, name: str, entry_point: Any = None, *, description: str = "",
+                 options: Any = None, requires: Any = None,
+                 provides: Provides | None = None) -> Any:
+        """Add ``name``; a duplicate raises ``ValueError``.
+
+        Without ``entry_point`` this returns a decorator that registers the decorated object
+        (``@LOSSES.register("grpo", options=GRPOOptions)`` on the function itself).
+
+        Parameters
+        ----------
+        name:
+            Unique name.
+        entry_point:
+            The object or a lazy ``"module:attr"`` string.
+        description:
+            One line for listings; default the object's first docstring line when it is loaded.
+        options:
+            Options dataclass, ``"module:attr"`` string, or ``options_for(plant)`` function.
+        requires:
+            Controller needs (:class:`~ctrlbench.capabilities.Requires`).
+        provides:
+            Plant facts (:class:`~ctrlbench.capabilities.Provides`).
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
+
+        def add(obj: Any) -> Any:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            desc = description
+            if not desc and not isinstance(obj, str):
+                desc = (inspect.getdoc(obj) or "").split("\n", 1)[0]
+            self._entries[name] = Entry(name, obj, desc, options, requires, provides)
+            return obj
+
+        if entry_point is None:
+            return add
+        add(entry_point)
+        return None
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests, interactive redefinition); unknown names raise ``KeyError``."""
+        self.entry(name)
+        del self._entries[name]
 
     def _plugins(self) -> None:
         if self.plugin_group is not None:
@@ -153,20 +192,52 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry:
         """The :class:`Entry` for ``name``; unknown names raise ``KeyError`` listing valid ones."""
         self._plugins()
-        if name not in self._entries:
-            raise _unknown(self.kind, name, list(self._entries))
+        if not isinstance(name, str) or name not in self._entries:
+            raise unknown_name(self.kind, name, list(self._entries))
         return self._entries[name]
 
     def load(self, name: str) -> T:
-        """The object behind ``name``, importing a lazy ``"module:attr"`` entry on first use."""
+        """The object behind ``name``, importing a lazy entry on first use."""
         entry = self.entry(name)
         if isinstance(entry.entry_point, str):
             obj = load_entry_point(entry.entry_point)
-            self._entries[name] = Entry(name, obj, entry.description)
-            return obj  # type: ignore[return-value]
+            self._entries[name] = dataclasses.replace(entry, entry_point=obj)
+            return obj  # type: ignore[no-any-return]
         return entry.entry_point  # type: ignore[no-any-return]
 
     get = load
+
+    def options(self, name: str, *context: Any) -> type[Options] | None:
+        """The options class of ``name`` (``context`` goes to a plant-dependent resolver)."""
+        entry = self.entry(name)
+        opts = load_entry_point(entry.options)
+        if opts is None or (isinstance(opts, type) and issubclass(opts, Options)):
+            return opts
+        if callable(opts) and not isinstance(opts, type):
+            return opts(*context)  # type: ignore[no-any-return]
+        raise TypeError(f"{self.kind} {name!r}: options must be an Options class, got {opts!r}")
+
+    def build_options(self, name: str, values: Mapping[str, Any] | Options | None = None,
+                      *context: Any) -> Options | None:
+        """Validated options for ``name`` from ``values`` (an instance passes through)."""
+        cls = self.options(name, *context)
+        what = f"{self.kind} {name!r}"
+        if isinstance(values, Options):
+            if cls is not None and not isinstance(values, cls):
+                raise OptionError(f"{what} takes {cls.__name__}, got {type(values).__name__}")
+            return values
+        if cls is None:
+            if values:
+                raise OptionError(f"{what} takes no options, got {sorted(values)}")
+            return None
+        return cls.build(values, what=what)
+
+    def make(self, name: str, *args: Any, options: Mapping[str, Any] | Options | None = None
+             ) -> Any:
+        """Call the entry as ``obj(*args, opts)`` (``obj(*args)`` when it takes no options)."""
+        opts = self.build_options(name, options, *args)
+        obj: Any = self.load(name)
+        return obj(*args) if opts is None else obj(*args, opts)
 
     def __contains__(self, name: object) -> bool:
         self._plugins()
@@ -175,15 +246,19 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def __len__(self) -> int:
+        return len(self.names())
+
+
+PLANTS: Registry[Any] = Registry("plant", "ctrlbench.plugins")
+"""Plants by full id (``ctrlbench/<Name>-v<N>``): class entry point, options, provides."""
 
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", "ctrlbench.plugins")
-"""Controller factories ``factory(plant, **options) -> Controller``."""
-
-_PLANT_DESCRIPTIONS: dict[str, str] = {}
+"""Controller factories ``factory(plant, options) -> Controller``."""
 
 
 def load_plugins(group: str = "ctrlbench.plugins") -> None:
-    """Run every registration hook in entry-point ``group`` once."""
+    """Run every registration hook in entry-point ``group`` once (``import ctrlbench`` does)."""
     for ep in entry_points(group=group):
         key = f"{group}:{ep.name}"
         if key in _PLUGINS_LOADED:
@@ -192,58 +267,122 @@ def load_plugins(group: str = "ctrlbench.plugins") -> None:
         ep.load()()
 
 
-def register_plant(name: str, entry_point: str, description: str, **kwargs: Any) -> str:
-    """Register ``ctrlbench/<name>`` in gymnasium's registry; returns the full id."""
-    env_id = f"{NAMESPACE}/{name}"
-    if env_id in gym.registry:
+def _full_id(plant_id: str) -> str:
+    if not isinstance(plant_id, str):
+        raise TypeError(f"plant id must be a string, got {plant_id!r}")
+    return plant_id if plant_id.startswith(f"{NAMESPACE}/") else f"{NAMESPACE}/{plant_id}"
+
+
+def register_plant(name: str, entry_point: str, description: str = "", *,
+                   options: Any = None, provides: Provides | None = None,
+                   max_episode_steps: int | None = None) -> str:
+    """Register ``ctrlbench/<name>`` in gymnasium's registry and :data:`PLANTS`.
+
+    Parameters
+    ----------
+    name:
+        ``<Name>-v<N>``.
+    entry_point:
+        ``"module:Class"`` of the :class:`~ctrlbench.plant.Plant` (imported on first make).
+    description:
+        One line for ``ctrlbench list``.
+    options:
+        The plant's :class:`~ctrlbench.options.Options` class (or ``"module:attr"`` in a light
+        module); the plant takes its fields as keyword arguments.
+    provides:
+        What the plant provides to controllers; checked against the built plant by conformance.
+    max_episode_steps:
+        Episode length added by gymnasium's ``TimeLimit``.
+
+    Returns
+    -------
+    str
+        The full id.
+    """
+    env_id = _full_id(name)
+    if env_id in gym.registry or env_id in PLANTS._entries:
         raise ValueError(f"plant {env_id!r} is already registered")
-    gym.register(id=env_id, entry_point=entry_point, **kwargs)
-    _PLANT_DESCRIPTIONS[env_id] = description
+    gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps,
+                 disable_env_checker=True)
+    PLANTS.register(env_id, entry_point, description=description, options=options,
+                    provides=provides or Provides())
     return env_id
+
+
+def unregister_plant(plant_id: str) -> None:
+    """Remove a plant from both registries (tests, interactive redefinition)."""
+    full = _full_id(plant_id)
+    PLANTS.unregister(full)
+    gym.registry.pop(full, None)
 
 
 def plant_ids() -> list[str]:
     """Ids of all registered ctrlbench plants."""
-    load_plugins()
-    return sorted(_PLANT_DESCRIPTIONS)
+    return PLANTS.names()
 
 
 def plant_info(plant_id: str) -> tuple[str, str]:
     """``(full_id, description)``; accepts ids with or without the ``ctrlbench/`` prefix."""
-    load_plugins()
-    full = plant_id if plant_id.startswith(f"{NAMESPACE}/") else f"{NAMESPACE}/{plant_id}"
-    if full not in _PLANT_DESCRIPTIONS:
-        raise _unknown("plant", plant_id, plant_ids())
-    return full, _PLANT_DESCRIPTIONS[full]
+    full = _full_id(plant_id)
+    if full not in PLANTS:
+        raise unknown_name("plant", plant_id, plant_ids())
+    return full, PLANTS.entry(full).description
 
 
-def plant_kwargs(plant_id: str) -> list[str] | None:
-    """Keyword options the plant's constructor takes."""
-    full, _ = plant_info(plant_id)
-    spec = gym.spec(full)
-    factory = load_entry_point(spec.entry_point)  # type: ignore[arg-type]
-    return valid_kwargs(factory)
+def plant_options(plant_id: str) -> type[Options] | None:
+    """The options class of a registered plant (``None``: it takes no options)."""
+    return PLANTS.options(plant_info(plant_id)[0])
 
 
-def make_plant(plant_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
-    """Build a registered plant; unknown ids or options raise errors listing the valid ones."""
-    full, _ = plant_info(plant_id)
-    spec = gym.spec(full)
-    factory = load_entry_point(spec.entry_point)  # type: ignore[arg-type]
-    check_kwargs("plant", full, factory, kwargs)
-    return gym.make(full, disable_env_checker=True, **kwargs)
+def make_plant(plant_id: str, **options: Any) -> Any:
+    """Build a registered plant (with its ``TimeLimit``) from validated ``options``.
 
-
-def make_controller(name: str, plant: gym.Env[Any, Any], **kwargs: Any) -> Any:
-    """Build controller ``name`` for ``plant``; unknown names or options raise.
-
-    A plant may recommend options per controller in a ``controller_defaults`` mapping
-    (``{"lqr": {"reference_tau": 0.3}}``); explicit ``kwargs`` override them.
+    Unknown ids raise ``KeyError``; unknown, mistyped or out-of-range options raise
+    :class:`~ctrlbench.options.OptionError` (a ``TypeError`` and ``ValueError``) naming the field,
+    the value and the valid choices. The result is a :class:`~ctrlbench.wrappers.PlantView`:
+    ``dt``, the signals and ``model()`` read through the wrappers.
     """
-    factory = CONTROLLERS.load(name)
-    defaults: Mapping[str, Any] = {}
-    if plant is not None:
-        defaults = getattr(plant.unwrapped, "controller_defaults", {}).get(name, {})
-    options = {**defaults, **kwargs}
-    check_kwargs("controller", name, factory, options, skip=1)
-    return factory(plant, **options)
+    from ctrlbench.wrappers import PlantView
+
+    full, _ = plant_info(plant_id)
+    opts = PLANTS.build_options(full, options)
+    kwargs = {} if opts is None else opts.to_dict()
+    return PlantView(gym.make(full, **kwargs))
+
+
+def controller_options(name: str, plant: Any) -> type[Options] | None:
+    """The options class controller ``name`` takes on ``plant``."""
+    return CONTROLLERS.options(name, plant)
+
+
+def check_applicable(name: str, plant: Any) -> None:
+    """Raise :class:`~ctrlbench.capabilities.NotApplicableError` when ``plant`` lacks a need of
+    controller ``name``."""
+    lacks = missing(CONTROLLERS.entry(name).resolved_requires(), provides_of(plant))
+    if lacks:
+        spec = getattr(plant.unwrapped, "spec", None)
+        label = spec.id if spec is not None else type(plant.unwrapped).__name__
+        raise NotApplicableError(
+            f"controller {name!r} is not applicable to {label}: the plant lacks "
+            + "; ".join(lacks)
+        )
+
+
+def make_controller(name: str, plant: Any, **options: Any) -> Any:
+    """Build controller ``name`` for ``plant``.
+
+    A plant may recommend options per controller in its ``controller_defaults`` mapping
+    (``{"lqr": {"reference_tau": 0.3}}``); explicit ``options`` override them.
+
+    Raises
+    ------
+    KeyError
+        Unknown controller name (lists the valid ones).
+    NotApplicableError
+        The plant lacks something the controller needs (names it).
+    OptionError
+        Unknown, mistyped or out-of-range option (names the field and the valid choices).
+    """
+    check_applicable(name, plant)
+    defaults: Mapping[str, Any] = getattr(plant.unwrapped, "controller_defaults", {}).get(name, {})
+    return CONTROLLERS.make(name, plant, options={**defaults, **options})

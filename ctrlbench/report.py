@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.study import load_records
-from ctrlbench.trajectory import Trajectory, atomic_write_bytes
+from ctrlbench.io import atomic_write_bytes
+from ctrlbench.trajectory import Trajectory
 
 __all__ = ["DEFAULT_COLUMNS", "build_report"]
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from ctrlbench.controller import Controller
-from ctrlbench.plant import signals_of
+from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.trajectory import Trajectory
 
 __all__ = ["StepCallback", "simulate"]
@@ -53,7 +53,7 @@ def simulate(
         raise ValueError(f"steps must be >= 0, got {steps}")
     obs_signals, act_signals = signals_of(plant)
     limit = steps if steps is not None else _MAX_DEFAULT_STEPS
-    dt = float(getattr(plant.unwrapped, "dt", 1.0))
+    dt = plant_dt(plant)
 
     obs, _ = plant.reset(seed=seed)
     if hasattr(controller, "reset"):

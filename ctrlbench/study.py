@@ -22,7 +22,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ctrlbench.trajectory import atomic_write_bytes, jsonable
+from ctrlbench.io import atomic_write_bytes
+from ctrlbench.trajectory import jsonable
 
 __all__ = ["RunSpec", "StudySpec", "execute_run", "load_records", "run_study"]
 

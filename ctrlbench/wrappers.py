@@ -4,6 +4,8 @@
 - :class:`MeasurementNoise` adds seeded Gaussian noise to measured (non-reference) signals.
 - :class:`ActuatorDelay` delays actions by a whole number of control periods.
 - :class:`RescaleAction` maps a normalised action box (default ``[-1, 1]``) to the plant's bounds.
+- :class:`PlantView` (what :func:`ctrlbench.make_plant` returns) reads ``dt``, the signals and
+  ``model()`` through gymnasium's wrappers, which since gymnasium 1.0 forward no attributes.
 """
 
 from __future__ import annotations
@@ -17,17 +19,47 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ctrlbench.plant import signals_of
+from ctrlbench.model import PlantModel
+from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.signals import SignalSpec, index_of
 
-__all__ = ["ActuatorDelay", "MeasurementNoise", "ReferenceInObs", "RescaleAction"]
+__all__ = ["ActuatorDelay", "MeasurementNoise", "PlantView", "ReferenceInObs", "RescaleAction"]
 
 Obs = NDArray[np.float64]
 StepResult = tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]
 
 
-def _dt(env: gym.Env[Any, Any]) -> float:
-    return float(getattr(env.unwrapped, "dt", 1.0))
+class PlantView(gym.Wrapper[Any, Any, Any, Any]):
+    """A transparent wrapper that exposes the plant attributes of the env it wraps.
+
+    ``make_plant(...).observation_signals`` and ``.dt`` work although gymnasium's ``TimeLimit``
+    and ``OrderEnforcing`` sit in between; it changes no observation, action or reward.
+    """
+
+    @property
+    def dt(self) -> float:
+        """Control period of the plant (:func:`ctrlbench.plant.plant_dt`)."""
+        return plant_dt(self.env)
+
+    @property
+    def observation_signals(self) -> tuple[SignalSpec, ...]:
+        """Observation signals, through the wrappers."""
+        return signals_of(self.env)[0]
+
+    @property
+    def action_signals(self) -> tuple[SignalSpec, ...]:
+        """Action signals, through the wrappers."""
+        return signals_of(self.env)[1]
+
+    @property
+    def controller_defaults(self) -> dict[str, dict[str, Any]]:
+        """Options the plant recommends per controller."""
+        return dict(getattr(self.env.unwrapped, "controller_defaults", {}))
+
+    def model(self) -> PlantModel:
+        """The plant's model (``NotImplementedError`` when it has none)."""
+        fn = self.env.get_wrapper_attr("model")
+        return fn()  # type: ignore[no-any-return]
 
 
 class ReferenceInObs(gym.ObservationWrapper[Obs, Any, Any]):
@@ -72,7 +104,7 @@ class ReferenceInObs(gym.ObservationWrapper[Obs, Any, Any]):
         self.observation_signals = tuple(obs_signals) + refs
         self._reference = reference
         self._n = len(tracks)
-        self._dt = _dt(env)
+        self._dt = plant_dt(env)
         self._k = 0
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ctrlbench.io import atomic_write
 
 __all__ = ["capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
 
@@ -36,24 +37,9 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` with ``torch.save`` to a temporary file, fsync, then rename over ``path``.
-
-    The temporary file has a unique name in the same folder (two writers never share it) and is
-    removed if the write fails; a crash mid-write leaves the previous checkpoint untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``state`` with ``torch.save`` atomically (:func:`ctrlbench.io.atomic_write`): a crash
+    mid-write leaves the previous checkpoint untouched."""
+    return atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

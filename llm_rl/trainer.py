@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ctrlbench.trajectory import atomic_write_bytes
+from ctrlbench.io import atomic_write_bytes
 from llm_rl.batch import concat_rollouts, generate, select_rows, token_scores
 from llm_rl.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from llm_rl.config import TrainConfig, config_from_dict

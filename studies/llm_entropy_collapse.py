@@ -50,7 +50,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.trajectory import atomic_write_bytes
+from ctrlbench.io import atomic_write_bytes
 from llm_rl.config import SFTConfig, TrainConfig, config_hash
 from llm_rl.entropy_control import ControlConfig
 from llm_rl.losses import LossConfig

@@ -1,89 +1,64 @@
-"""Mass-spring-damper position control: ``m x'' + c x' + k x = F``."""
+"""``ctrlbench/MassSpringDamper-v0``: position control of a mass on a spring."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, SupportsFloat
 
-import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from ctrlbench.model import Ops, PlantModel
+from ctrlbench.model import PlantModel
 from ctrlbench.plant import Plant
 from ctrlbench.signals import SignalSpec
+from plants.linear.model import INPUTS, STATES, MassSpringDamperOptions, mass_spring_damper_model
 
-__all__ = ["MassSpringDamper", "MassSpringDamperParams", "mass_spring_damper_model"]
-
-
-@dataclass(frozen=True)
-class MassSpringDamperParams:
-    """Physical parameters (SI units); textbook values, not from a specific paper."""
-
-    m: float = 1.0  #: mass [kg]
-    c: float = 0.5  #: viscous damping [N s/m]
-    k: float = 2.0  #: spring stiffness [N/m]
-
-
-_STATES = (
-    SignalSpec("x", "m", -5.0, 5.0, "position"),
-    SignalSpec("v", "m/s", -50.0, 50.0, "velocity"),
-)
-_INPUTS = (SignalSpec("F", "N", -10.0, 10.0, "applied force"),)
-
-
-def _dynamics(x: Any, u: Any, p: Any, ops: Ops) -> list[Any]:
-    return [x[1], (u[0] - p["c"] * x[1] - p["k"] * x[0]) / p["m"]]
-
-
-def _output(x: Any, u: Any, p: Any, ops: Ops) -> list[Any]:
-    return [x[0]]
-
-
-def mass_spring_damper_model(params: MassSpringDamperParams | None = None) -> PlantModel:
-    """The plant's :class:`PlantModel` (state ``[x, v]``, input ``[F]``, output ``[x]``)."""
-    return PlantModel(
-        name="mass_spring_damper",
-        states=_STATES,
-        inputs=_INPUTS,
-        outputs=(_STATES[0],),
-        params=asdict(params or MassSpringDamperParams()),
-        dynamics=_dynamics,
-        output=_output,
-    )
+__all__ = ["MassSpringDamper"]
 
 
 class MassSpringDamper(Plant):
-    """Position control of a mass on a spring.
+    """Position control of a mass on a spring, ``m x'' + c x' + k x = F``.
 
-    Observation ``[x, v, x_ref]``; action ``[F]`` in newtons within ``[-10, 10]``. Each episode
-    draws a step reference ``x_ref`` uniformly in ``[-ref_range, ref_range]`` from the reset seed;
-    the mass starts at rest at the origin. Reward ``-(x_ref - x)^2 - 1e-3 F^2``.
+    Small, fast and with an exact model: the worked example of ``docs/adding_a_plant.md``.
 
-    Parameters
-    ----------
-    dt:
-        Control period [s].
-    ref_range:
-        Half-width of the reference distribution [m].
-    m, c, k:
-        Mass [kg], damping [N s/m], stiffness [N/m].
+    ## Observation
+
+    | # | signal | unit | bounds | meaning |
+    |---|---|---|---|---|
+    | 0 | ``x`` | m | [-5, 5] | position |
+    | 1 | ``v`` | m/s | [-50, 50] | velocity |
+    | 2 | ``x_ref`` | m | [-5, 5] | position set-point (``tracks="x"``) |
+
+    ## Action
+
+    | # | signal | unit | bounds | meaning |
+    |---|---|---|---|---|
+    | 0 | ``F`` | N | [-10, 10] | applied force |
+
+    ## Reward
+    ``-(x_ref - x)^2 - 1e-3 F^2`` per step.
+
+    ## Starting state
+    At rest at the origin; ``x_ref`` uniform in ``[-ref_range, ref_range]`` from the reset seed.
+
+    ## Episode end
+    Terminates when ``|x| > 5`` or ``|v| > 50``; the registered id truncates at 1000 steps.
+
+    ## Arguments
+    Keyword options of :class:`~plants.linear.model.MassSpringDamperOptions` (``dt``,
+    ``ref_range``, ``m``, ``c``, ``k``), validated by type and range.
+
+    ## Version history
+    - v0: first version.
     """
 
-    def __init__(self, dt: float = 0.01, ref_range: float = 1.0, m: float = 1.0, c: float = 0.5,
-                 k: float = 2.0) -> None:
-        if not dt > 0:
-            raise ValueError(f"dt must be > 0, got {dt}")
-        self.dt = dt
-        self.ref_range = ref_range
-        self._model = mass_spring_damper_model(MassSpringDamperParams(m=m, c=c, k=k))
-        self.observation_signals = (
-            *_STATES, SignalSpec("x_ref", "m", -5.0, 5.0, "position set-point", tracks="x"))
-        self.action_signals = _INPUTS
-        self.observation_space = gym.spaces.Box(
-            np.array([s.low for s in self.observation_signals]),
-            np.array([s.high for s in self.observation_signals]), dtype=np.float64)
-        self.action_space = gym.spaces.Box(-10.0, 10.0, shape=(1,), dtype=np.float64)
+    def __init__(self, **options: Any) -> None:
+        opts = MassSpringDamperOptions.build(options, what="plant 'MassSpringDamper-v0'")
+        self.options = opts
+        self.dt = opts.dt
+        self.ref_range = opts.ref_range
+        self._model = mass_spring_damper_model(opts.m, opts.c, opts.k)
+        ref = SignalSpec("x_ref", "m", -5.0, 5.0, "position set-point", tracks="x")
+        self.set_signals((*STATES, ref), INPUTS)
         self._x = np.zeros(2)
         self._ref = 0.0
 

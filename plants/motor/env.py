@@ -29,13 +29,13 @@ from typing import Any, SupportsFloat
 
 import gym_electric_motor as gem
 import numpy as np
-from gymnasium import spaces
 from numpy.typing import NDArray
 
 from ctrlbench.model import PlantModel
 from ctrlbench.plant import Plant
 from ctrlbench.signals import SignalSpec
 from plants.motor.model import DCMotorParams, PMSMParams, dc_motor_model, pmsm_dq_model
+from plants.motor.options import DCSpeedOptions, PMSMCurrentOptions
 from plants.motor.references import StepReference
 
 __all__ = ["DCSpeed", "PMSMCurrent"]
@@ -46,7 +46,6 @@ _SQRT3_2 = math.sqrt(3.0) / 2.0
 GEM_TAU = 1e-4
 #: Observation-space bounds are the signal bounds times this (room for a terminating step).
 OBS_MARGIN = 1.5
-_REFERENCES = ("gem", "step")
 _DESCRIPTIONS = {
     "omega": "mechanical speed", "torque": "electrical torque", "epsilon": "electrical angle",
     "u_sup": "DC-link voltage", "i": "armature current", "u": "armature voltage",
@@ -95,15 +94,11 @@ class _GemPlant(Plant):
             SignalSpec(f"{r}_ref", _unit(r), float(lo), float(hi), f"set-point of {r}", tracks=r)
             for r, lo, hi in zip(ref_names, low[len(names):], high[len(names):])
         ]
-        self.observation_signals = tuple(obs_signals)
-        self.action_signals = action_signals
         # GEM terminates an episode on the step that crosses a limit, so that last observation
         # lies past the limit (seen: 230 A on a 210 A limit). The observation space leaves
         # OBS_MARGIN for it; the signals keep the limits themselves (constraint metrics use them).
-        self.observation_space = spaces.Box(low * OBS_MARGIN, high * OBS_MARGIN, dtype=np.float64)
-        a_low = np.array([s.low for s in action_signals])
-        a_high = np.array([s.high for s in action_signals])
-        self.action_space = spaces.Box(a_low, a_high, dtype=np.float64)
+        self.set_signals(obs_signals, action_signals, observation_margin=OBS_MARGIN)
+        a_low, a_high = self.action_space.low, self.action_space.high
         self._scale = np.concatenate((limits, limits[ref_idx]))
         self._limits = limits
         # bounds as Python floats: for 1-3 entries scalar checks beat numpy's per-call overhead
@@ -171,11 +166,6 @@ def _step_index(step_time: float) -> int:
     return round(step_time / GEM_TAU)
 
 
-def _check_reference(reference: str) -> None:
-    if reference not in _REFERENCES:
-        raise ValueError(f"unknown reference {reference!r}; valid: {list(_REFERENCES)}")
-
-
 class DCSpeed(_GemPlant):
     """Permanently excited DC motor, speed control (GEM ``Cont-SC-PermExDc-v0``).
 
@@ -183,29 +173,46 @@ class DCSpeed(_GemPlant):
     ``omega_ref`` (rad/s). Action: ``duty`` in [-1, 1], armature voltage ``duty * 60 V``.
     The armature current limit (210 A) terminates the episode.
 
-    Parameters
-    ----------
-    reference:
-        ``"gem"``: GEM's default Wiener-process speed reference; ``"step"``: 0 rad/s, then
-        ``step_to`` from ``step_time`` on.
-    step_to:
-        Speed after the step (rad/s), for ``reference="step"``.
-    step_time:
-        Time of the step (s), for ``reference="step"``.
+    ## Observation (SI units; bounds = GEM's limits)
+
+    | # | signal | unit | bounds |
+    |---|---|---|---|
+    | 0 | ``omega`` | rad/s | [-400, 400] |
+    | 1 | ``torque`` | N*m | [-38, 38] |
+    | 2 | ``i`` | A | [-210, 210] |
+    | 3 | ``u`` | V | [-60, 60] |
+    | 4 | ``u_sup`` | V | [0, 60] |
+    | 5 | ``omega_ref`` | rad/s | [-400, 400], ``tracks="omega"`` |
+
+    ## Action
+    ``duty`` in [-1, 1]: the armature voltage is ``duty * 60 V``.
+
+    ## Reward
+    GEM's default: the negative weighted absolute tracking error of ``omega``.
+
+    ## Episode end
+    Terminates when a GEM limit is crossed (e.g. the 210 A current limit); the registered id
+    truncates at 10,000 steps (1 s).
+
+    ## Arguments
+    Keyword options of :class:`~plants.motor.options.DCSpeedOptions` (``reference``,
+    ``step_to``, ``step_time``).
+
+    ## Version history
+    - v0: GEM 3.0.3 ``Cont-SC-PermExDc-v0``.
     """
 
     #: LQR has no current limit: GEM's random speed steps need a set-point prefilter, else the
     #: first jump trips the 210 A limit (0.3 s: 1 s episodes, seeds 0-2, peak 108-147 A).
     controller_defaults = {"lqr": {"reference_tau": 0.3}}  # noqa: RUF012
 
-    def __init__(
-        self, reference: str = "gem", step_to: float = 100.0, step_time: float = 1e-3
-    ) -> None:
-        _check_reference(reference)
+    def __init__(self, **options: Any) -> None:
+        opts = DCSpeedOptions.build(options, what="plant 'DCSpeed-v0'")
+        self.options = opts
         kwargs: dict[str, Any] = {"visualization": ()}
-        if reference == "step":
+        if opts.reference == "step":
             kwargs["reference_generator"] = StepReference(
-                ("omega",), (0.0,), (step_to,), _step_index(step_time)
+                ("omega",), (0.0,), (opts.step_to,), _step_index(opts.step_time)
             )
         env = gem.make("Cont-SC-PermExDc-v0", **kwargs).unwrapped
         duty = SignalSpec(
@@ -237,32 +244,46 @@ class PMSMCurrent(_GemPlant):
     ``i_sq_ref`` (A). Action: ``(u_sd_cmd, u_sq_cmd)`` in [-1, 1], the dq voltage divided by
     ``2/3 u_sup`` (see the module docstring). A current vector above 400 A terminates the episode.
 
-    Parameters
-    ----------
-    reference:
-        ``"gem"``: GEM's default Wiener-process references on ``i_sd`` and ``i_sq``; ``"step"``:
-        zero, then ``(i_sd_step, i_sq_step)`` from ``step_time`` on.
-    i_sd_step, i_sq_step:
-        Current set-points after the step (A), for ``reference="step"``.
-    step_time:
-        Time of the step (s), for ``reference="step"``.
-    omega:
-        Mechanical speed held by the load (rad/s); GEM's default is 100.
+    ## Observation (SI units)
+
+    | # | signal | unit | bounds |
+    |---|---|---|---|
+    | 0 | ``omega`` | rad/s | [-418.9, 418.9] |
+    | 1 | ``torque`` | N*m | current-circle bound |
+    | 2-4 | ``i_a``, ``i_b``, ``i_c`` | A | [-400, 400] |
+    | 5, 6 | ``i_sd``, ``i_sq`` | A | [-400, 400] |
+    | 7-9 | ``u_a``, ``u_b``, ``u_c`` | V | [-150, 150] |
+    | 10, 11 | ``u_sd``, ``u_sq`` | V | [-200, 200] (hexagon vertex) |
+    | 12 | ``epsilon`` | rad | [-pi, pi] |
+    | 13 | ``u_sup`` | V | [0, 300] |
+    | 14, 15 | ``i_sd_ref``, ``i_sq_ref`` | A | [-400, 400], ``tracks`` i_sd / i_sq |
+
+    ## Action
+    ``(u_sd_cmd, u_sq_cmd)`` in [-1, 1]: dq voltage / 200 V.
+
+    ## Reward
+    GEM's default: the negative weighted absolute tracking error of the currents.
+
+    ## Episode end
+    Terminates when the current vector exceeds 400 A; the registered id truncates at 10,000
+    steps (1 s).
+
+    ## Arguments
+    Keyword options of :class:`~plants.motor.options.PMSMCurrentOptions` (``reference``,
+    ``i_sd_step``, ``i_sq_step``, ``step_time``, ``omega``).
+
+    ## Version history
+    - v0: GEM 3.0.3 ``Cont-CC-PMSM-v0``.
     """
 
-    def __init__(
-        self,
-        reference: str = "gem",
-        i_sd_step: float = -50.0,
-        i_sq_step: float = 100.0,
-        step_time: float = 1e-3,
-        omega: float = 100.0,
-    ) -> None:
-        _check_reference(reference)
-        kwargs: dict[str, Any] = {"visualization": (), "load": {"omega_fixed": float(omega)}}
-        if reference == "step":
+    def __init__(self, **options: Any) -> None:
+        opts = PMSMCurrentOptions.build(options, what="plant 'PMSMCurrent-v0'")
+        self.options = opts
+        kwargs: dict[str, Any] = {"visualization": (), "load": {"omega_fixed": opts.omega}}
+        if opts.reference == "step":
             kwargs["reference_generator"] = StepReference(
-                ("i_sd", "i_sq"), (0.0, 0.0), (i_sd_step, i_sq_step), _step_index(step_time)
+                ("i_sd", "i_sq"), (0.0, 0.0), (opts.i_sd_step, opts.i_sq_step),
+                _step_index(opts.step_time)
             )
         env = gem.make("Cont-CC-PMSM-v0", **kwargs).unwrapped
         actions = (

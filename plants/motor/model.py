@@ -37,10 +37,19 @@ from typing import Any
 from ctrlbench.model import Ops, PlantModel
 from ctrlbench.signals import SignalSpec
 
-__all__ = ["DCMotorParams", "PMSMParams", "dc_motor_model", "pmsm_dq_model"]
+__all__ = [
+    "DC_MODEL_NAME",
+    "PMSM_MODEL_NAME",
+    "DCMotorParams",
+    "PMSMParams",
+    "dc_motor_model",
+    "pmsm_dq_model",
+]
 
 DC_MODEL_NAME = "dc_motor"
+"""``model().name`` of :class:`~plants.motor.env.DCSpeed` (keys its PID design)."""
 PMSM_MODEL_NAME = "pmsm_dq"
+"""``model().name`` of :class:`~plants.motor.env.PMSMCurrent` (keys its PID design)."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,6 @@ class DCMotorParams:
     i_max: float = 210.0
     omega_max: float = 400.0
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, float]) -> DCMotorParams:
-        """Build from a mapping holding (at least) every field."""
-        return cls(**{k: float(values[k]) for k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -129,10 +134,6 @@ class PMSMParams:
         """Electrical speed ``p * omega`` (rad/s)."""
         return self.p * self.omega
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, float]) -> PMSMParams:
-        """Build from a mapping holding (at least) every field."""
-        return cls(**{k: float(values[k]) for k in cls.__dataclass_fields__})
 
 
 # -- DC motor -------------------------------------------------------------------------------------
@@ -164,8 +165,7 @@ def dc_motor_model(params: DCMotorParams | None = None) -> PlantModel:
     Returns
     -------
     PlantModel
-        States ``(omega, i)``, input ``duty``, outputs ``(omega, torque, i)``. Read the
-        values back with ``DCMotorParams.from_mapping(model.params)``.
+        States ``(omega, i)``, input ``duty``, outputs ``(omega, torque, i)``.
     """
     pr = params or DCMotorParams()
     return PlantModel(
@@ -186,6 +186,8 @@ def dc_motor_model(params: DCMotorParams | None = None) -> PlantModel:
         dynamics=_dc_dynamics,
         output=_dc_output,
         meta={"source": "gym-electric-motor 3.0.3 DcPermanentlyExcitedMotor"},
+        x_op=(0.0, 0.0),  # standstill; exact for linearization (affine without static load)
+        u_op=(0.0,),
     )
 
 
@@ -239,4 +241,6 @@ def pmsm_dq_model(params: PMSMParams | None = None) -> PlantModel:
         meta={
             "source": "gym-electric-motor 3.0.3 PermanentMagnetSynchronousMotor",
         },
+        x_op=(0.0, 0.0),  # the model is affine in (x, u): linearization is exact anywhere
+        u_op=(0.0, 0.0),
     )
