@@ -8,7 +8,6 @@ arguments. The core imports no plugin package by name.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,18 +22,10 @@ def _console() -> Any:
     return Console(stderr=False, highlight=False)
 
 
-_WORDS = {"true": True, "false": False, "none": None, "null": None}
-
-
 def _parse_value(text: str) -> Any:
-    """A Python literal (``3``, ``2e-4``, ``[1, 2]``), ``true``/``false``/``none`` in any case,
-    or else the text itself."""
-    if text.strip().lower() in _WORDS:
-        return _WORDS[text.strip().lower()]
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    from ctrlbench.options import parse_value
+
+    return parse_value(text)
 
 
 def parse_sets(
@@ -73,45 +64,81 @@ def parse_sets(
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
-    from ctrlbench.registry import CONTROLLERS, plant_ids, plant_info
+    from ctrlbench.capabilities import Provides, missing
+    from ctrlbench.registry import CONTROLLERS, PLANTS, plant_ids, plant_info
 
     con = _console()
     table = Table("plant", "description", title="plants")
     for pid in plant_ids():
-        table.add_row(pid, plant_info(pid)[1])
+        table.add_row(escape(pid), escape(plant_info(pid)[1]))
     con.print(table)
     table = Table("controller", "description", title="controllers")
     for name in CONTROLLERS.names():
-        table.add_row(name, CONTROLLERS.entry(name).description)
+        table.add_row(escape(name), escape(CONTROLLERS.entry(name).description))
     con.print(table)
+    names = CONTROLLERS.names()
+    matrix = Table("plant", *map(escape, names), title="applicability (plant x controller)")
+    why = []
+    for pid in plant_ids():
+        provides = PLANTS.entry(pid).provides or Provides()
+        cells = []
+        for name in names:
+            lacks = missing(CONTROLLERS.entry(name).resolved_requires(), provides)
+            cells.append("yes" if not lacks else "-")
+            if lacks:
+                why.append(f"  {name} on {pid}: lacks {'; '.join(lacks)}")
+        matrix.add_row(escape(pid), *cells)
+    con.print(matrix)
+    if why:
+        con.print("not applicable:\n" + "\n".join(why), markup=False)
     return 0
 
 
-def _metrics_table(metrics: dict[str, Any], title: str) -> Any:
+def _metrics_table(metrics: dict[str, Any], unit_of: dict[str, str], title: str) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("metric", "value", title=title)
+    table = Table("metric", "value", "unit", title=escape(title))
     for k, v in metrics.items():
-        table.add_row(k, f"{v:.5g}" if isinstance(v, float) else str(v))
+        table.add_row(escape(k), f"{v:.5g}" if isinstance(v, float) else escape(str(v)),
+                      escape(unit_of.get(k, "")))
     return table
 
 
+def _option_names(cls: Any) -> list[str]:
+    import dataclasses
+
+    return [] if cls is None else [f.name for f in dataclasses.fields(cls)]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ctrlbench.metrics import summary
+    from ctrlbench.metrics import summary, units
     from ctrlbench.registry import (
         CONTROLLERS,
+        check_applicable,
+        controller_options,
         make_controller,
         make_plant,
         plant_info,
-        plant_kwargs,
-        valid_kwargs,
+        plant_options,
     )
 
     full_id, _ = plant_info(args.plant)
-    factory = CONTROLLERS.load(args.controller)
-    p_opts, c_opts = parse_sets(args.set or [], plant_kwargs(full_id), valid_kwargs(factory, 1))
+    CONTROLLERS.entry(args.controller)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    probe = make_plant(full_id)  # the controller's options may depend on the plant's model
+    try:
+        check_applicable(args.controller, probe)
+        c_keys = _option_names(controller_options(args.controller, probe))
+    finally:
+        probe.close()
+    p_opts, c_opts = parse_sets(args.set or [], _option_names(plant_options(full_id)), c_keys)
     plant = make_plant(full_id, **p_opts)
     ctrl = make_controller(args.controller, plant, **c_opts)
     meta = {
@@ -123,12 +150,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     traj = _with_progress(plant, ctrl, args.steps, args.seed, meta)
     plant.close()
     con = _console()
-    con.print(_metrics_table(summary(traj), f"{full_id} / {args.controller} (seed {args.seed})"))
+    metrics = summary(traj)
+    con.print(_metrics_table(metrics, units(traj),
+                             f"{full_id} / {args.controller} (seed {args.seed})"))
+    if traj.terminated:
+        con.print(f"[bold red]warning:[/] the plant terminated the episode early at step "
+                  f"{len(traj)} (t = {metrics['duration']:.4g} s); the metrics cover only that.")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
     stem = out / f"{full_id.split('/')[-1]}__{args.controller}__s{args.seed}"
     traj.save(stem)
     traj.plot().savefig(stem.with_suffix(".png"), dpi=110)
-    con.print(f"trajectory: {stem}.npz (+ .json)   figure: {stem}.png")
+    con.print(f"trajectory: {stem}.npz (+ .json)   figure: {stem}.png", markup=False)
     return 0
 
 
@@ -139,8 +173,10 @@ def _with_progress(
 
     from ctrlbench.simulate import simulate
 
+    spec = getattr(plant.unwrapped, "spec", None)
+    total = steps if steps is not None else getattr(spec, "max_episode_steps", None)
     with Progress(transient=True) as progress:
-        task = progress.add_task("simulating", total=steps)
+        task = progress.add_task("simulating", total=total)
 
         def tick(k: int, *_: Any) -> None:
             if k % 100 == 0:

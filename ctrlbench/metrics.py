@@ -29,6 +29,7 @@ __all__ = [
     "steady_state_error",
     "summary",
     "total_variation",
+    "units",
 ]
 
 
@@ -157,9 +158,15 @@ def summary(traj: Trajectory) -> dict[str, Any]:
     """All metrics in one flat dict.
 
     Tracking metrics are keyed ``"<reference>.<metric>"`` for each reference signal; ``iae``,
-    ``ise`` and ``itae`` without a prefix sum over references.
+    ``ise`` and ``itae`` without a prefix sum over references. ``steps`` and ``duration`` say
+    how much was run and ``terminated`` whether the plant ended the episode early (a constraint):
+    every other metric then covers only that shorter episode.
     """
-    out: dict[str, Any] = {"steps": len(traj), "terminated": traj.terminated}
+    out: dict[str, Any] = {
+        "steps": len(traj),
+        "duration": float(traj.time[-1] - traj.time[0]) if len(traj) else 0.0,
+        "terminated": traj.terminated,
+    }
     for ref, _ in traj.tracking_pairs:
         for fn in _TRACKING:
             out[f"{ref}.{fn.__name__}"] = fn(traj, ref)
@@ -170,4 +177,36 @@ def summary(traj: Trajectory) -> dict[str, Any]:
     out["total_variation"] = total_variation(traj)
     out["constraint_violations"] = constraint_violations(traj)
     out["return"] = episode_return(traj)
+    return out
+
+
+_UNIT_RULES = {
+    "iae": "{u}*s", "ise": "({u})^2*s", "itae": "{u}*s^2", "overshoot": "%", "rise_time": "s",
+    "settling_time": "s", "steady_state_error": "{u}",
+}
+
+
+def units(traj: Trajectory) -> dict[str, str]:
+    """The unit of each :func:`summary` key (``"<ref>.iae"`` of a current: ``"A*s"``).
+
+    Sums over references of different units read ``"mixed"``; ``control_effort`` is in action
+    units squared times seconds.
+    """
+    obs_units = {s.name: s.unit for s in traj.observation_signals}
+    out = {"steps": "1", "duration": "s", "terminated": "", "constraint_violations": "samples",
+           "return": "1"}
+    ref_units = []
+    for ref, tracked in traj.tracking_pairs:
+        u = obs_units.get(tracked, "1")
+        ref_units.append(u)
+        for name, rule in _UNIT_RULES.items():
+            out[f"{ref}.{name}"] = rule.format(u=u)
+    for name in ("iae", "ise", "itae"):
+        if ref_units:
+            same = len(set(ref_units)) == 1
+            out[name] = _UNIT_RULES[name].format(u=ref_units[0]) if same else "mixed"
+    act = {s.unit for s in traj.action_signals}
+    a = act.pop() if len(act) == 1 else "mixed"
+    out["control_effort"] = "mixed" if a == "mixed" else f"({a})^2*s"
+    out["total_variation"] = a
     return out

@@ -29,12 +29,15 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 __all__ = ["OptionError", "Options", "add_flags", "describe", "option", "parse_value"]
 
-O = TypeVar("O", bound="Options")
+OptT = TypeVar("OptT", bound="Options")
 _MISSING = dataclasses.MISSING
 
 
-class OptionError(ValueError):
-    """A bad option: unknown name, wrong type or out of range (the message says which)."""
+class OptionError(TypeError, ValueError):
+    """A bad option: unknown name, wrong type or out of range (the message says which).
+
+    Both a ``TypeError`` (as Python raises for an unknown keyword) and a ``ValueError``.
+    """
 
 
 def option(
@@ -92,25 +95,37 @@ def _coerce(tp: Any, value: Any) -> tuple[bool, Any]:
     if tp is type(None):
         return value is None, value
     if origin in (typing.Union, types.UnionType):
-        for arg in get_args(tp):
-            ok, out = _coerce(arg, value)
-            if ok:
-                return True, out
-        return False, value
+        return _coerce_union(tp, value)
     if origin is Literal:
         return value in get_args(tp) and not isinstance(value, bool), value
     if origin is tuple:
-        if not isinstance(value, list | tuple):
+        return _coerce_tuple(tp, value)
+    return _coerce_plain(tp, value)
+
+
+def _coerce_union(tp: Any, value: Any) -> tuple[bool, Any]:
+    for arg in get_args(tp):
+        ok, out = _coerce(arg, value)
+        if ok:
+            return True, out
+    return False, value
+
+
+def _coerce_tuple(tp: Any, value: Any) -> tuple[bool, Any]:
+    if not isinstance(value, list | tuple):
+        return False, value
+    args = get_args(tp)
+    item = args[0] if args else Any
+    out = []
+    for v in value:
+        ok, c = _coerce(item, v)
+        if not ok:
             return False, value
-        args = get_args(tp)
-        item = args[0] if args else Any
-        out = []
-        for v in value:
-            ok, c = _coerce(item, v)
-            if not ok:
-                return False, value
-            out.append(c)
-        return True, tuple(out)
+        out.append(c)
+    return True, tuple(out)
+
+
+def _coerce_plain(tp: Any, value: Any) -> tuple[bool, Any]:
     if tp is bool:
         return isinstance(value, bool), value
     if tp is float:
@@ -134,8 +149,8 @@ def _range_error(meta: Mapping[str, Any], value: Any) -> str | None:
     nums = [value] if isinstance(value, int | float) else (
         list(value) if isinstance(value, tuple) else [])
     nums = [v for v in nums if isinstance(v, int | float) and not isinstance(v, bool)]
-    bounds = [(k, meta.get(k)) for k in ("ge", "gt", "le", "lt")]
-    bounds = [(k, b) for k, b in bounds if b is not None]
+    bounds: list[tuple[str, float]] = [
+        (k, float(meta[k])) for k in ("ge", "gt", "le", "lt") if meta.get(k) is not None]
     allow_inf = any(not math.isfinite(b) for _, b in bounds)
     text = " and ".join(f"{ {'ge': '>=', 'gt': '>', 'le': '<=', 'lt': '<'}[k]} {b:g}"
                         for k, b in bounds)
@@ -181,7 +196,8 @@ class Options:
         return type(self).label or type(self).__name__
 
     @classmethod
-    def build(cls: type[O], values: Mapping[str, Any] | None = None, *, what: str = "") -> O:
+    def build(cls: type[OptT], values: Mapping[str, Any] | None = None, *, what: str = ""
+              ) -> OptT:
         """An instance from ``values``; unknown keys raise :class:`OptionError` listing the valid.
 
         Parameters

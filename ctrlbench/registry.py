@@ -74,7 +74,8 @@ def unknown_name(kind: str, name: object, valid: list[str]) -> KeyError:
     """A ``KeyError`` for an unknown ``name`` that suggests a close match and lists the valid."""
     close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return KeyError(f"unknown {kind} {name!r}.{hint} valid {kind} names: {', '.join(sorted(valid))}")
+    names = ", ".join(sorted(valid))
+    return KeyError(f"unknown {kind} {name!r}.{hint} valid {kind} names: {names}")
 
 
 @dataclass(frozen=True)

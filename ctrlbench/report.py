@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ctrlbench.study import load_records
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.study import load_records
 from ctrlbench.trajectory import Trajectory
 
 __all__ = ["DEFAULT_COLUMNS", "build_report"]
@@ -50,6 +50,24 @@ def _columns(records: list[dict[str, Any]]) -> list[str]:
     return cols
 
 
+def _header(col: str, records: list[dict[str, Any]]) -> str:
+    """``"iae [A*s]"``: the column with the unit its records give (none when they disagree)."""
+    found = {r.get("units", {}).get(col) for r in records if "units" in r}
+    found.discard(None)
+    unit = found.pop() if len(found) == 1 else ""
+    return f"{col} [{unit}]" if unit and unit != "1" else col
+
+
+def _episode_cell(recs: list[dict[str, Any]]) -> str:
+    """``"full"`` or ``"TERMINATED 2/3 (first at 0.012 s)"``: early ends are never averaged
+    away."""
+    ended = [r for r in recs if r["metrics"].get("terminated")]
+    if not ended:
+        return "full"
+    first = min(float(r["metrics"].get("duration", float("nan"))) for r in ended)
+    return f"**TERMINATED {len(ended)}/{len(recs)}** (first at {first:.4g} s)"
+
+
 def _table(records: list[dict[str, Any]]) -> list[str]:
     """One table per plant: a row per (controller, options), metrics averaged over seeds."""
     ok = [r for r in records if r.get("status") == "ok"]
@@ -63,8 +81,9 @@ def _table(records: list[dict[str, Any]]) -> list[str]:
             "",
             f"### {plant}",
             "",
-            "| controller | options | seeds | " + " | ".join(cols) + " |",
-            "|" + "---|" * (3 + len(cols)),
+            "| controller | options | seeds | episode | "
+            + " | ".join(_header(c, [r for r in ok if r["plant"] == plant]) for c in cols) + " |",
+            "|" + "---|" * (4 + len(cols)),
         ]
         for (p, ctrl, opts), recs in sorted(groups.items()):
             if p != plant:
@@ -75,7 +94,8 @@ def _table(records: list[dict[str, Any]]) -> list[str]:
                     np.array([float(r["metrics"].get(c, np.nan)) for r in recs]) for c in cols
                 )
             ]
-            lines.append(f"| {ctrl} | {opts or '-'} | {len(recs)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {ctrl} | {opts or '-'} | {len(recs)} | {_episode_cell(recs)} | "
+                         + " | ".join(cells) + " |")
     return lines
 
 
@@ -117,7 +137,8 @@ def _figures(out: Path, records: list[dict[str, Any]]) -> list[str]:
 
 
 def build_report(out_dir: str | Path, figures: bool = True) -> Path:
-    """Write ``report.md`` (and figures) in a study folder from its records; return its path."""
+    """Write ``report.md``, ``records.csv`` (one row per run) and figures in a study folder from
+    its records; return the report's path."""
     out = Path(out_dir)
     records = load_records(out)
     if not records:
@@ -129,7 +150,9 @@ def build_report(out_dir: str | Path, figures: bool = True) -> Path:
         "",
         f"{len(records)} runs recorded, {len(failed)} failed. Metrics are means over seeds "
         "(NaN seeds skipped). Step metrics (overshoot [%], rise and settling time [s], from the "
-        "step) are defined only for step references and read nan otherwise.",
+        "step) are defined only for step references and read nan otherwise. An episode the "
+        "plant ended early (a constraint) is flagged TERMINATED: its metrics cover only the "
+        "shorter episode. All runs, one row each: `records.csv`.",
         "",
     ]
     lines += _table(records)
@@ -138,6 +161,9 @@ def build_report(out_dir: str | Path, figures: bool = True) -> Path:
         lines += [f"- `{r['run_id']}`: {r.get('error', '?')}" for r in failed]
     if figures:
         lines += ["", "## Responses", "", *_figures(out, records)]
+    from ctrlbench.study import records_frame
+
+    atomic_write_bytes(out / "records.csv", records_frame(out).to_csv(index=False).encode())
     path = out / "report.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

@@ -20,12 +20,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ctrlbench.capabilities import Provides
 from ctrlbench.io import atomic_write_bytes
 from ctrlbench.trajectory import jsonable
 
-__all__ = ["RunSpec", "StudySpec", "execute_run", "load_records", "run_study"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["RunSpec", "StudySpec", "execute_run", "load_records", "records_frame", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -127,24 +131,48 @@ class StudySpec:
     def validate(self) -> None:
         """Check every plant id, controller name and option against the registries.
 
-        Raises ``KeyError`` / ``TypeError`` listing the valid choices, before any run starts.
+        Builds each distinct plant once (with its options) and checks every controller's options
+        on it. Raises ``KeyError`` / :class:`~ctrlbench.options.OptionError` naming the bad
+        value and the valid choices, before any run starts.
         """
-        import gymnasium as gym
+        from ctrlbench.registry import CONTROLLERS, make_plant, plant_info
 
-        from ctrlbench.registry import CONTROLLERS, check_kwargs, load_entry_point, plant_info
+        for name in self.controllers:
+            CONTROLLERS.entry(name)
+        plants: dict[str, Any] = {}
+        try:
+            for run in self.runs():
+                key = json.dumps([plant_info(run.plant)[0], run.plant_options], sort_keys=True,
+                                 default=str)
+                if key not in plants:
+                    plants[key] = make_plant(run.plant, **run.plant_options)
+                CONTROLLERS.build_options(run.controller, run.controller_options, plants[key])
+        finally:
+            for env in plants.values():
+                env.close()
 
-        for run in self.runs():
-            full, _ = plant_info(run.plant)
-            factory = load_entry_point(gym.spec(full).entry_point)  # type: ignore[arg-type]
-            check_kwargs("plant", full, factory, run.plant_options)
-            check_kwargs("controller", run.controller, CONTROLLERS.load(run.controller),
-                         run.controller_options, skip=1)
+    def skipped(self) -> list[tuple[str, str, str]]:
+        """``(plant, controller, reason)`` for the pairs left out as not applicable."""
+        from ctrlbench.capabilities import missing
+        from ctrlbench.registry import CONTROLLERS, PLANTS, plant_info
 
-    def runs(self) -> list[RunSpec]:
-        """The Cartesian product of plants, controllers, grid points and seeds."""
-        keys = list(self.grid)
         out = []
         for plant, ctrl in itertools.product(self.plants, self.controllers):
+            provides = PLANTS.entry(plant_info(plant)[0]).provides
+            lacks = missing(CONTROLLERS.entry(ctrl).resolved_requires(), provides or Provides())
+            if lacks:
+                out.append((plant, ctrl, "; ".join(lacks)))
+        return out
+
+    def runs(self) -> list[RunSpec]:
+        """The Cartesian product of plants, controllers, grid points and seeds, over the
+        applicable (plant, controller) pairs only (:meth:`skipped` lists the others)."""
+        keys = list(self.grid)
+        out = []
+        skip = {(p, c) for p, c, _ in self.skipped()}
+        for plant, ctrl in itertools.product(self.plants, self.controllers):
+            if (plant, ctrl) in skip:
+                continue
             for values in itertools.product(*(self.grid[k] for k in keys)):
                 p_opts = dict(self.plant_options)
                 c_opts = {**self.controller_options.get(ctrl, {}),
@@ -170,7 +198,7 @@ def _init_worker() -> None:
 
 def execute_run(run: RunSpec, out_dir: str | Path) -> dict[str, Any]:
     """Run one closed loop and write its trajectory and record; errors become records."""
-    from ctrlbench.metrics import summary
+    from ctrlbench.metrics import summary, units
     from ctrlbench.registry import make_controller, make_plant
     from ctrlbench.simulate import simulate
 
@@ -189,7 +217,8 @@ def execute_run(run: RunSpec, out_dir: str | Path) -> dict[str, Any]:
         plant.close()
         traj_path = traj.save(out / "trajectories" / run.run_id)
         record.update(
-            status="ok", metrics=summary(traj), trajectory=str(traj_path.relative_to(out))
+            status="ok", metrics=summary(traj), units=units(traj),
+            trajectory=str(traj_path.relative_to(out)),
         )
     except Exception as exc:
         record.update(
@@ -208,6 +237,23 @@ def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
     if not rec_dir.is_dir():
         return []
     return [json.loads(p.read_text()) for p in sorted(rec_dir.glob("*.json"))]
+
+
+def records_frame(out_dir: str | Path) -> pd.DataFrame:
+    """The study's records as one pandas DataFrame: a row per run, columns ``plant``,
+    ``controller``, ``seed``, ``status``, ``plant.<option>``, ``controller.<option>`` and one per
+    metric (``iae``, ``omega_ref.overshoot``, ``terminated``, ...)."""
+    import pandas as pd
+
+    rows = []
+    for rec in load_records(out_dir):
+        row: dict[str, Any] = {k: rec.get(k) for k in ("run_id", "plant", "controller", "seed",
+                                                        "status", "error")}
+        row.update({f"plant.{k}": v for k, v in rec.get("plant_options", {}).items()})
+        row.update({f"controller.{k}": v for k, v in rec.get("controller_options", {}).items()})
+        row.update(rec.get("metrics", {}))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def run_study(

@@ -19,7 +19,7 @@ MSD_MODEL_NAME = "mass_spring_damper"
 class MassSpringDamperOptions(Options):
     """Options of ``ctrlbench/MassSpringDamper-v0`` (SI units; textbook values, no paper)."""
 
-    label = "plant MassSpringDamper"
+    label = "plant 'MassSpringDamper-v0'"
     dt: float = option(0.01, "control period [s]", gt=0, le=1.0)
     ref_range: float = option(1.0, "half-width of the random step reference [m]", ge=0, le=5.0)
     m: float = option(1.0, "mass [kg]", gt=0)

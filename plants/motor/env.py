@@ -98,7 +98,8 @@ class _GemPlant(Plant):
         # lies past the limit (seen: 230 A on a 210 A limit). The observation space leaves
         # OBS_MARGIN for it; the signals keep the limits themselves (constraint metrics use them).
         self.set_signals(obs_signals, action_signals, observation_margin=OBS_MARGIN)
-        a_low, a_high = self.action_space.low, self.action_space.high
+        a_low = np.array([s.low for s in action_signals])
+        a_high = np.array([s.high for s in action_signals])
         self._scale = np.concatenate((limits, limits[ref_idx]))
         self._limits = limits
         # bounds as Python floats: for 1-3 entries scalar checks beat numpy's per-call overhead
