@@ -12,7 +12,7 @@ import pytest
 from scipy.signal import cont2discrete
 
 from controllers.lqr import discretize_zoh
-from controllers.motor_pi import PI_DESIGNS, make_pid
+from controllers.pid_design import PID_DESIGNS
 from ctrlbench import metrics
 from ctrlbench.registry import make_controller, make_plant
 from ctrlbench.simulate import simulate
@@ -66,9 +66,9 @@ def test_pi_beats_gem_cascaded_pi_smoke() -> None:
 
 
 def test_pi_design_registry_dispatch() -> None:
-    assert {"dc_motor", "pmsm_dq"} <= set(PI_DESIGNS)
-    dc = make_pid(make_plant(DC))
-    pmsm = make_pid(make_plant(PMSM))
+    assert {"dc_motor", "pmsm_dq"} <= set(PID_DESIGNS)
+    dc = make_controller("pid", make_plant(DC))
+    pmsm = make_controller("pid", make_plant(PMSM))
     assert type(dc).__name__ == "DCSpeedCascadePI"
     assert type(pmsm).__name__ == "PMSMCurrentPI"
     with pytest.raises(TypeError, match="unknown option"):

@@ -43,4 +43,4 @@ def test_set_values_parse_booleans_and_none_and_are_type_checked(capsys):
                       ["prefilter", "t_sigma", "a"])
     assert c == {"prefilter": False, "t_sigma": None, "a": 4}
     assert main(["run", "DCSpeed-v0", "pid", "--set", "prefilter=nope", "--steps", "2"]) == 2
-    assert "option prefilter='nope' must be bool" in capsys.readouterr().err
+    assert "prefilter = 'nope' has the wrong type; valid: bool" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from plants.linear.env import MassSpringDamperParams, mass_spring_damper_model
+from plants.linear.model import mass_spring_damper_model
 
 
 def test_numpy_and_casadi_agree():
@@ -17,10 +17,10 @@ def test_numpy_and_casadi_agree():
 
 
 def test_linearize_matches_analytic_jacobians():
-    p = MassSpringDamperParams(m=2.0, c=0.3, k=5.0)
-    A, B, C, D = mass_spring_damper_model(p).linearize([0.1, -0.2], [0.5])
-    np.testing.assert_allclose(A, [[0, 1], [-p.k / p.m, -p.c / p.m]], atol=1e-8)
-    np.testing.assert_allclose(B, [[0], [1 / p.m]], atol=1e-8)
+    m, c, k = 2.0, 0.3, 5.0
+    A, B, C, D = mass_spring_damper_model(m, c, k).linearize([0.1, -0.2], [0.5])
+    np.testing.assert_allclose(A, [[0, 1], [-k / m, -c / m]], atol=1e-8)
+    np.testing.assert_allclose(B, [[0], [1 / m]], atol=1e-8)
     np.testing.assert_allclose(C, [[1, 0]], atol=1e-8)
     np.testing.assert_allclose(D, [[0]], atol=1e-8)
 
@@ -47,3 +47,25 @@ def test_with_params_overrides_and_rejects_unknown_names():
 def test_wrong_vector_size_is_a_clear_error():
     with pytest.raises(ValueError, match="expected"):
         mass_spring_damper_model().f([0.0], [0.0])
+
+
+def test_operating_point_declared_and_equilibrium_solved():
+    model = mass_spring_damper_model(k=2.0)
+    x, u = model.operating_point()
+    np.testing.assert_array_equal(x, [0.0, 0.0])
+    held = model.equilibrium([4.0])  # F = k x at rest: x = 2 m
+    np.testing.assert_allclose(held.x_op, [2.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(held.f(held.x_op, held.u_op), [0.0, 0.0], atol=1e-9)
+    free = mass_spring_damper_model(k=0.0)  # no spring: a constant force has no steady state
+    with pytest.raises(ValueError, match="no steady state"):
+        free.equilibrium([1.0])
+
+
+def test_model_without_operating_point_says_so():
+    import dataclasses
+
+    bare = dataclasses.replace(mass_spring_damper_model(), x_op=None, u_op=None)
+    with pytest.raises(ValueError, match="declares no operating point"):
+        bare.operating_point()
+    with pytest.raises(ValueError, match="both x_op and u_op"):
+        dataclasses.replace(bare, x_op=(0.0, 0.0))

@@ -23,8 +23,10 @@ MSD = "ctrlbench/MassSpringDamper-v0"
 # that always fails. Used in-process and by the CLI subprocess.
 SPEC_PY = textwrap.dedent(
     '''
+    from dataclasses import dataclass
     import numpy as np
     from ctrlbench.controller import FeedbackController
+    from ctrlbench.options import Options, option
     from ctrlbench.registry import CONTROLLERS
     from ctrlbench.study import StudySpec
 
@@ -47,15 +49,20 @@ SPEC_PY = textwrap.dedent(
         def compute(self, obs):
             return np.array([np.nan])
 
-    def make_pd(plant, kp: float = 40.0, kd: float = 9.0):
-        return PD(plant.unwrapped.dt, kp, kd)
+    @dataclass(frozen=True)
+    class PDOptions(Options):
+        kp: float = option(40.0, "proportional gain [N/m]", ge=0)
+        kd: float = option(9.0, "derivative gain [N s/m]", ge=0)
 
-    def make_broken(plant, kp: float = 40.0):
-        return Broken(plant.unwrapped.dt)
+    def make_pd(plant, opts):
+        return PD(plant.dt, opts.kp, opts.kd)
+
+    def make_broken(plant, opts):
+        return Broken(plant.dt)
 
     for name, fn in (("pd-test", make_pd), ("broken-test", make_broken)):
         if name not in CONTROLLERS:
-            CONTROLLERS.register(name, fn, "test controller")
+            CONTROLLERS.register(name, fn, description="test controller", options=PDOptions)
 
     SPEC = StudySpec(
         name="msd-test",
@@ -78,8 +85,8 @@ def write_spec(tmp_path: Path, controllers: tuple[str, ...], seeds: tuple[int, .
 
 
 def test_spec_expands_to_the_cartesian_product():
-    spec = StudySpec("s", (MSD,), ("a", "b"), seeds=(0, 1), grid={"controller.kp": (1, 2),
-                                                                  "plant.k": (3.0,)})
+    spec = StudySpec("s", (MSD,), ("pid", "zero"), seeds=(0, 1),
+                     grid={"controller.kp": (1, 2), "plant.k": (3.0,)})
     runs = spec.runs()
     assert len(runs) == 2 * 2 * 2
     assert len({r.run_id for r in runs}) == 8
@@ -88,24 +95,25 @@ def test_spec_expands_to_the_cartesian_product():
 
 
 def test_per_plant_controller_options():
-    spec = StudySpec("s", (MSD, "other"), ("a",),
-                     controller_options={"a": {"kp": 1, "kd": 2}, f"a@{MSD}": {"kp": 5}})
+    dc = "ctrlbench/DCSpeed-v0"
+    spec = StudySpec("s", (MSD, dc), ("pid",),
+                     controller_options={"pid": {"kp": 1, "kd": 2}, f"pid@{MSD}": {"kp": 5}})
     opts = {r.plant: r.controller_options for r in spec.runs()}
-    assert opts == {MSD: {"kp": 5, "kd": 2}, "other": {"kp": 1, "kd": 2}}
-    with pytest.raises(ValueError, match="controller_options key 'a@nope'"):
-        StudySpec("s", (MSD,), ("a",), controller_options={"a@nope": {}})
+    assert opts == {MSD: {"kp": 5, "kd": 2}, dc: {"kp": 1, "kd": 2}}
+    with pytest.raises(ValueError, match="controller_options key 'pid@nope'"):
+        StudySpec("s", (MSD,), ("pid",), controller_options={"pid@nope": {}})
 
 
 def test_spec_rejects_unknown_keys_and_unscoped_grid():
     with pytest.raises(KeyError, match="valid keys"):
         StudySpec.from_dict({"name": "x", "plants": [MSD], "controllers": ["a"], "seed": [1]})
     with pytest.raises(ValueError, match=r"must start with 'plant\.' or 'controller\.'"):
-        StudySpec("x", (MSD,), ("a",), grid={"kp": (1,)})
+        StudySpec("x", (MSD,), ("pid",), grid={"kp": (1,)})
 
 
 def test_toml_spec(tmp_path):
     (tmp_path / "s.toml").write_text(
-        f'name = "t"\nplants = ["{MSD}"]\ncontrollers = ["a"]\nseeds = [0, 1]\nsteps = 10\n'
+        f'name = "t"\nplants = ["{MSD}"]\ncontrollers = ["pid"]\nseeds = [0, 1]\nsteps = 10\n'
         '[grid]\n"plant.k" = [1.0, 2.0]\n')
     spec = StudySpec.from_file(tmp_path / "s.toml")
     assert spec.steps == 10 and len(spec.runs()) == 4
@@ -134,12 +142,15 @@ def test_study_records_failures_resumes_and_reports(tmp_path):
 
 
 def test_study_in_a_process_pool_records_worker_errors(tmp_path):
+    # bandwidth 0.1 rad/s passes option validation but no PID can place it: the design fails
+    # inside the worker, which must become an error record while the other runs go on
     spec = StudySpec("pool", (MSD,), ("pid",), seeds=(0, 1), steps=20,
-                     grid={"plant.dt": (0.01, -1.0)})
+                     grid={"controller.bandwidth": (4.0, 0.1)})
     records = run_study(spec, tmp_path, workers=2)
-    status = sorted((r["plant_options"]["dt"], r["status"]) for r in records)
-    assert status == [(-1.0, "error"), (-1.0, "error"), (0.01, "ok"), (0.01, "ok")]
-    assert "dt must be > 0" in next(r for r in records if r["status"] == "error")["error"]
+    status = sorted((r["controller_options"]["bandwidth"], r["status"]) for r in records)
+    assert status == [(0.1, "error"), (0.1, "error"), (4.0, "ok"), (4.0, "ok")]
+    assert "below what a PID can place" in next(
+        r for r in records if r["status"] == "error")["error"]
 
 
 def test_unknown_names_and_options_fail_before_any_run(tmp_path):
