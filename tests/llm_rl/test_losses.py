@@ -1,12 +1,17 @@
 """Losses against hand-derived values (LLM_RL.md definitions)."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
+from ctrlbench.options import OptionError
 from llm_rl.losses import (
     LOSSES,
+    ClipCovOptions,
+    GRPOOptions,
+    KLCovOptions,
     LossConfig,
     LossInputs,
     aggregate,
@@ -64,11 +69,11 @@ def test_clipped_surrogate_hand_values_and_gradients():
 
 def test_clip_higher_and_dual_clip():
     inp = _inputs([math.log(1.25)], [0.0], [1.0])
-    loss, _ = get_loss("grpo")(inp, LossConfig(eps_high=0.28))
+    loss, _ = get_loss("grpo")(inp, LossConfig(options={"eps_high": 0.28}))
     assert loss.item() == pytest.approx(-1.25, abs=1e-6)  # inside 1 + .28
     inp = _inputs([math.log(4.0)], [0.0], [-1.0])
     assert get_loss("grpo")(inp, LossConfig())[0].item() == pytest.approx(4.0, abs=1e-5)
-    assert get_loss("grpo")(inp, LossConfig(dual_clip=3.0))[0].item() == pytest.approx(3.0)
+    assert get_loss("grpo")(inp, LossConfig(options={"dual_clip": 3.0}))[0].item() == pytest.approx(3.0)
 
 
 def test_kl_and_entropy_terms_enter_the_loss():
@@ -109,7 +114,7 @@ def test_clip_cov_selects_only_band_tokens_exact_count_detached():
     for rho, expect in [(0.0, 1), (0.25, 2), (0.9, 4)]:
         inp = _inputs(logp, logp, adv, generator=torch.Generator().manual_seed(0),
                       clip_cov_ratio=rho)
-        loss, m = get_loss("clip-cov")(inp, LossConfig())
+        loss, m = get_loss("clip-cov")(inp, LossConfig(name="clip-cov"))
         loss.backward()
         zero = (inp.logp.grad == 0).nonzero().view(-1).tolist()
         assert len(zero) == expect and set(zero) <= set(band)
@@ -125,7 +130,7 @@ def test_clip_cov_skips_tokens_already_clipped():
     old[3] = logp[3] - 1.0  # ratio e > 1.2 with A < 0: PPO-clip inactive -> still a candidate
     old[0] = logp[0] - 1.0  # ratio e with A > 0: clipped by PPO -> excluded
     inp = _inputs(logp, old, adv, clip_cov_ratio=0.9, generator=torch.Generator().manual_seed(1))
-    loss, m = get_loss("clip-cov")(inp, LossConfig())
+    loss, m = get_loss("clip-cov")(inp, LossConfig(name="clip-cov"))
     assert m["clip_cov_candidates"] == 3.0
     loss.backward()
     assert set((inp.logp.grad == 0).nonzero().view(-1).tolist()) == {0, 1, 2, 3}
@@ -135,7 +140,7 @@ def test_kl_cov_top_k_penalty_no_ratio_clip():
     logp, adv = _cov_case()
     old = [x - 0.5 for x in logp]  # ratio e^.5 everywhere, |l - l_old| = .5
     inp = _inputs(logp, old, adv)
-    cfg = LossConfig(kl_cov_ratio=0.25, kl_cov_beta=2.0)  # k = floor(.25 * 8) = 2
+    cfg = LossConfig(name="kl-cov", options=KLCovOptions(kl_cov_ratio=0.25, kl_cov_beta=2.0))  # k = 2
     loss, m = get_loss("kl-cov")(inp, cfg)
     r = math.exp(0.5)
     # top-2 covariance tokens: 3 (3.125) and 1 (2.8125); each adds beta * .5
@@ -163,3 +168,44 @@ def test_unknown_loss_lists_valid_names():
         get_loss("ppo2")
     with pytest.raises(ValueError, match="already registered"):
         LOSSES.register("grpo", get_loss("grpo"))
+
+
+def test_each_loss_has_its_own_options_class():
+    assert {n: LOSSES.options(n) for n in LOSSES.names()} == {
+        "grpo": GRPOOptions, "clip-cov": ClipCovOptions, "kl-cov": KLCovOptions}
+    # the options of the chosen loss are built (with its defaults) from a mapping or None
+    cfg = LossConfig(name="clip-cov", options={"clip_cov_ratio": 0.02})
+    assert cfg.options == ClipCovOptions(clip_cov_ratio=0.02) and cfg.options.eps_low == 0.2
+    assert LossConfig(name="kl-cov").options == KLCovOptions()
+    # asdict round-trips (mapping -> instance), so saved configs reload equal
+    assert LossConfig(**dataclasses.asdict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"name": "kl-cov", "options": {"eps_high": 0.28}},
+      r"loss 'kl-cov' got unknown option\(s\) \['eps_high'\]; valid options: "
+      r"\['kl_cov_ratio', 'kl_cov_beta'\]"),
+     ({"options": {"kl_cov_ratio": 0.05}}, r"loss 'grpo' got unknown option\(s\) \['kl_cov_ratio'\]"),
+     # a ClipCovOptions is a GRPOOptions, but grpo would ignore its clip_cov_* fields
+     ({"options": ClipCovOptions()}, "loss 'grpo' takes GRPOOptions, got ClipCovOptions"),
+     ({"options": {"eps_low": 5.0}},
+      r"loss.eps_low = 5.0 is out of range; valid: finite >= 0 and < 1"),
+     ({"options": {"dual_clip": 0.5}}, r"loss.dual_clip = 0.5 is out of range; valid: finite > 1"),
+     ({"name": "clip-cov", "options": {"clip_cov_ub": 0.5}},
+      r"loss.clip_cov_ub = 0.5 is out of range; valid: finite > clip_cov_lb \(1.0\)"),
+     ({"name": "kl-cov", "options": {"kl_cov_ratio": 2.0}},
+      r"loss.kl_cov_ratio = 2.0 is out of range; valid: finite >= 0 and <= 1"),
+     ({"agg": "sum"}, r"loss.agg = 'sum' is out of range; valid: one of 'token-mean'"),
+     ({"max_seq_len": 0}, r"loss.max_seq_len = 0 is out of range; valid: finite >= 1"),
+     ({"options": {"eps_high": "wide"}}, r"loss.eps_high = 'wide' has the wrong type; valid: float")],
+)
+def test_loss_options_errors_name_field_value_and_valid(kw, match):
+    with pytest.raises(OptionError, match=match):
+        LossConfig(**kw)
+
+
+def test_loss_called_with_another_loss_config_fails():
+    inp = _inputs([0.0], [0.0], [1.0])
+    with pytest.raises(OptionError, match="needs KLCovOptions options, got GRPOOptions"):
+        get_loss("kl-cov")(inp, LossConfig())
