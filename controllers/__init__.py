@@ -5,13 +5,13 @@ declares its options dataclass and what it needs from a plant
 (:class:`~ctrlbench.capabilities.Requires`). ``docs/adding_a_controller.md`` walks through one.
 """
 
-from ctrlbench.capabilities import Requires
-from ctrlbench.registry import CONTROLLERS
 
 
 def register() -> None:
     """Register every controller and PID design (string entry points only)."""
     from controllers.pid_design import PID_DESIGNS
+    from ctrlbench.capabilities import Requires
+    from ctrlbench.registry import CONTROLLERS
     from plants.linear.model import MSD_MODEL_NAME
     from plants.motor.model import DC_MODEL_NAME, PMSM_MODEL_NAME
 

@@ -5,10 +5,11 @@ whose ``register()`` holds one line per plant; this hook calls each family's
 (``docs/adding_a_plant.md``).
 """
 
-from plants import linear, motor
 
 
 def register() -> None:
     """Register every plant family (string entry points only; nothing heavy is imported)."""
+    from plants import linear, motor
+
     motor.register()
     linear.register()

@@ -1,11 +1,12 @@
 """Linear benchmark plants: small, fast, with exact models (for tests and first experiments)."""
 
-from ctrlbench.capabilities import Provides
-from ctrlbench.registry import register_plant
 
 
 def register() -> None:
     """Register the linear plants (one line each; strings only)."""
+    from ctrlbench.capabilities import Provides
+    from ctrlbench.registry import register_plant
+
     register_plant(
         "MassSpringDamper-v0", "plants.linear.env:MassSpringDamper",
         "mass-spring-damper position control, force input, random step reference",

@@ -8,12 +8,13 @@
 - :mod:`plants.motor.references`: a deterministic step reference for GEM (step responses).
 """
 
-from ctrlbench.capabilities import Provides
-from ctrlbench.registry import register_plant
 
 
 def register() -> None:
     """Register the motor plants (one line each; strings only, GEM is imported on make)."""
+    from ctrlbench.capabilities import Provides
+    from ctrlbench.registry import register_plant
+
     register_plant(
         "DCSpeed-v0", "plants.motor.env:DCSpeed",
         "Permanently excited DC motor, speed control (GEM Cont-SC-PermExDc-v0), duty-cycle action",

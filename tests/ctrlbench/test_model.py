@@ -51,7 +51,7 @@ def test_wrong_vector_size_is_a_clear_error():
 
 def test_operating_point_declared_and_equilibrium_solved():
     model = mass_spring_damper_model(k=2.0)
-    x, u = model.operating_point()
+    x, _ = model.operating_point()
     np.testing.assert_array_equal(x, [0.0, 0.0])
     held = model.equilibrium([4.0])  # F = k x at rest: x = 2 m
     np.testing.assert_allclose(held.x_op, [2.0, 0.0], atol=1e-9)

@@ -68,7 +68,7 @@ def test_registry_rejects_duplicates():
 
 @pytest.mark.parametrize("name", CONTROLLERS.names())
 def test_every_controller_factory_rejects_unknown_options(name):
-    with pytest.raises(TypeError, match="unknown option|takes no options"):
+    with pytest.raises(TypeError, match=r"unknown option|takes no options"):
         ctrlbench.make_controller(name, ctrlbench.make_plant(MSD), definitely_not_an_option=1)
 
 
