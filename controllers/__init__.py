@@ -2,7 +2,7 @@
 
 Entries are ``"module:attr"`` strings (nothing is imported until a controller is built); each
 declares its options dataclass and what it needs from a plant
-(:class:`~ctrlbench.capabilities.Requires`). ``docs/adding_a_controller.md`` walks through one.
+(:class:`~ctrlbench.capabilities.Requires`). ``controllers/README.md`` walks through one.
 """
 
 

@@ -23,7 +23,7 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
     Subclasses set ``dt``, call :meth:`set_signals` (which builds both gymnasium spaces from the
     signal bounds, so bounds are written once), and implement :meth:`reset` and :meth:`_step`.
     :meth:`step` validates the action (shape, finite, within bounds) before it can reach a
-    solver, then calls :meth:`_step`. ``docs/adding_a_plant.md`` walks through one.
+    solver, then calls :meth:`_step`. ``plants/README.md`` walks through one.
 
     Reference (set-point) signals are part of the observation: a reference's
     :class:`~ctrlbench.signals.SignalSpec` names the signal it ``tracks``.

@@ -2,7 +2,7 @@
 
 Each family is a sub-package (``model.py`` physics, ``env.py`` the Plant, options, references)
 whose ``register()`` holds one line per plant; this hook calls each family's
-(``docs/adding_a_plant.md``).
+(``plants/README.md``).
 """
 
 

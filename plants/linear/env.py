@@ -18,7 +18,7 @@ __all__ = ["MassSpringDamper"]
 class MassSpringDamper(Plant):
     """Position control of a mass on a spring, ``m x'' + c x' + k x = F``.
 
-    Small, fast and with an exact model: the worked example of ``docs/adding_a_plant.md``.
+    Small, fast and with an exact model: the worked example of ``plants/README.md``.
 
     ## Observation
 
