@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test test-all lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)
 	$(VENV)/bin/ctrlbench study studies/motor_demo.toml --out results/motor_demo --workers 2
 
 test: $(STAMP) lint typecheck pytest
+
+test-all: $(STAMP) lint typecheck
+	$(PY) -m pytest -m "not gpu"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

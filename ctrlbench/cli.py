@@ -8,6 +8,7 @@ arguments. The core imports no plugin package by name.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,6 +218,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from ctrlbench.study import StudySpec, load_records, run_study
 
     spec = StudySpec.from_file(args.spec)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {args.steps}")
+        spec = dataclasses.replace(spec, steps=args.steps)
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     out = Path(args.out or Path("results") / spec.name)
     total = len(spec.runs())
     already = sum(1 for r in load_records(out) if r.get("status") == "ok")
@@ -262,7 +269,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("study", help="run a study spec (.toml or .py); resumable")
     s.add_argument("spec")
     s.add_argument("--out", default=None, help="study folder (default results/<name>)")
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes (default: 1, runs in this process)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="override the spec's steps per run, for a quick check (default: the spec's)")
     rp = sub.add_parser("report", help="markdown report of a study folder")
     rp.add_argument("dir")
     rp.add_argument("--no-figures", action="store_true")

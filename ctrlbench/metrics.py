@@ -200,13 +200,20 @@ def units(traj: Trajectory) -> dict[str, str]:
         u = obs_units.get(tracked, "1")
         ref_units.append(u)
         for name, rule in _UNIT_RULES.items():
-            out[f"{ref}.{name}"] = rule.format(u=u)
+            out[f"{ref}.{name}"] = _unit(rule, u)
     for name in ("iae", "ise", "itae"):
         if ref_units:
             same = len(set(ref_units)) == 1
-            out[name] = _UNIT_RULES[name].format(u=ref_units[0]) if same else "mixed"
+            out[name] = _unit(_UNIT_RULES[name], ref_units[0]) if same else "mixed"
     act = {s.unit for s in traj.action_signals}
     a = act.pop() if len(act) == 1 else "mixed"
-    out["control_effort"] = "mixed" if a == "mixed" else f"({a})^2*s"
+    out["control_effort"] = "mixed" if a == "mixed" else _unit("({u})^2*s", a)
     out["total_variation"] = a
     return out
+
+
+def _unit(rule: str, u: str) -> str:
+    """``rule`` with unit ``u``; a dimensionless ``"1"`` drops out (``"(1)^2*s"`` -> ``"s"``)."""
+    if u in ("1", ""):
+        return rule.replace("({u})^2*", "").replace("{u}*", "").replace("{u}", "1")
+    return rule.format(u=u)
