@@ -272,7 +272,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes (default: 1, runs in this process)")
     s.add_argument("--steps", type=int, default=None,
-                   help="override the spec's steps per run, for a quick check (default: the spec's)")
+                   help="override the spec's steps per run, for a quick check "
+                        "(default: the spec's)")
     rp = sub.add_parser("report", help="markdown report of a study folder")
     rp.add_argument("dir")
     rp.add_argument("--no-figures", action="store_true")

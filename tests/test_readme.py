@@ -44,7 +44,7 @@ def test_readme_python_tour_runs(tmp_path, monkeypatch):
     (code,) = [b for b in _blocks("python") if "make_plant" in b]
     monkeypatch.chdir(tmp_path)
     scope: dict[str, object] = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    exec(compile(code, "README.md", "exec"), scope)
     traj = scope["traj"]
     assert (tmp_path / "run.npz").exists() and (tmp_path / "run.json").exists()
     # "IAE, overshoot, settling time": a step response, settled, without early termination
