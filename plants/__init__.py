@@ -1,15 +1,17 @@
 """Plant families of ctrlbench, registered in gymnasium's registry under ``ctrlbench/``.
 
 Each family is a sub-package (``model.py`` physics, ``env.py`` the Plant, options, references)
-whose ``register()`` holds one line per plant; this hook calls each family's
-(``plants/README.md``).
+whose ``register()`` holds one line per plant; :func:`register` calls the ``register()`` of each
+family named in :data:`FAMILIES` (``plants/README.md``).
 """
 
+import importlib
+
+#: The plant families of this package; a new family adds its sub-package name here.
+FAMILIES = ("motor", "linear")
 
 
 def register() -> None:
     """Register every plant family (string entry points only; nothing heavy is imported)."""
-    from plants import linear, motor
-
-    motor.register()
-    linear.register()
+    for family in FAMILIES:
+        importlib.import_module(f"plants.{family}").register()
