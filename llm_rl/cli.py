@@ -1,20 +1,38 @@
 """``ctrlbench llm ...``: train, warm-start and list, with flags generated from the configs.
 
-Every field of :class:`~llm_rl.config.TrainConfig` is a flag; nested configs use dotted names
-(``--loss.name clip-cov --control.name pid --control.setpoint 0.6``). Exit codes: 0 success,
-2 bad arguments or names, 3 non-finite loss (the last good checkpoint is kept).
+Every field of :class:`~llm_rl.config.TrainConfig` is a flag, its help the field's one-line doc
+and default; nested configs use dotted names (``--loss.name clip-cov --control.name pid
+--control.setpoint 0.6``). The options of the chosen loss / entropy controller are flags too
+(``--loss.clip_cov_ratio 0.02``, ``--control.kp 1.0``): one per field of any registered entry's
+options class, and a flag the chosen entry does not take is an error naming the entry and its
+options. ``sft`` takes only the flags the warm start reads. Exit codes: 0 success, 2 bad
+arguments or names, 3 non-finite loss (the last good checkpoint is kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import sys
+import typing
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["build_parser", "main"]
+
+#: ``TrainConfig`` fields whose ``options`` come from a registry: section -> registry.
+_REGISTRIES = {"loss": ("llm_rl.losses", "LOSSES"),
+               "control": ("llm_rl.entropy_control", "ENTROPY_CONTROLLERS")}
+#: Top-level ``TrainConfig`` fields the ``sft`` command reads.
+_SFT_FIELDS = ("task", "policy", "sft", "sft_dir", "seed", "device")
+
+
+def _registry(section: str) -> Any:
+    import importlib
+
+    module, attr = _REGISTRIES[section]
+    return getattr(importlib.import_module(module), attr)
 
 
 def _bool(text: str) -> bool:
@@ -26,49 +44,92 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
 
 
-def _float_or_none(text: str) -> float | None:
-    return None if text.lower() in ("none", "") else float(text)
+def _converter(tp: Any) -> Callable[[str], Any]:
+    """Text -> value for a field of type ``tp``; the config itself checks type and range."""
+    from ctrlbench.options import parse_value
+
+    if tp is str:
+        return str
+    if tp is bool:
+        return _bool
+    return parse_value
 
 
-def _field_docs(cls: Any) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (the string literal under each field)."""
-    import ast
-    import inspect
-    import textwrap
+def _type_name(tp: Any) -> str:
+    from ctrlbench.options import _type_name as name
 
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
+    return name(tp).upper().replace(" ", "")
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls: Any, prefix: str = "") -> None:
-    docs = _field_docs(cls)
-    for f in dataclasses.fields(cls):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc,operator]
-        name = prefix + f.name
-        if dataclasses.is_dataclass(default):
-            _add_fields(parser, type(default), name + ".")
-            continue
-        kind: Any = _bool if isinstance(default, bool) else (
-            _float_or_none if default is None else type(default)
+def _help(text: str) -> str:
+    return text.replace("%", "%%")  # argparse %-formats help strings
+
+
+def _add_registry_flags(parser: argparse.ArgumentParser, section: str, taken: set[str]) -> None:
+    """One ``--<section>.<field>`` per field of any registered entry's options class."""
+    from ctrlbench.options import describe
+
+    reg = _registry(section)
+    rows: dict[str, list[tuple[str, Any, str, str]]] = {}
+    for name in reg.names():
+        for field, tp, default, doc in describe(reg.options(name)):
+            rows.setdefault(field, []).append((name, default, doc, tp))
+    hints: dict[str, Any] = {}
+    for name in reg.names():
+        hints.update(typing.get_type_hints(reg.options(name)))
+    for field, uses in rows.items():
+        if field in taken:
+            raise ValueError(f"{reg.kind} option {field!r} clashes with the {section} field")
+        by_default: dict[str, list[str]] = {}
+        for entry, default, _, _ in uses:
+            by_default.setdefault(repr(default) if isinstance(default, str) else str(default),
+                                  []).append(entry)
+        if len(by_default) == 1:
+            default_text = next(iter(by_default))
+        else:
+            default_text = ", ".join(f"{d} ({', '.join(e)})" for d, e in by_default.items())
+        entries = ", ".join(e for e, *_ in uses)
+        parser.add_argument(
+            f"--{section}.{field}", dest=f"{section}.{field}", type=_converter(hints[field]),
+            default=None, metavar=uses[0][3].upper().replace(" ", ""),
+            help=_help(f"{uses[0][2]} [{section}.name: {entries}] (default: {default_text})"),
         )
-        parser.add_argument(f"--{name}", dest=name, type=kind, default=None,
-                            help=f"{docs.get(f.name, '')} (default: {default})".strip())
+
+
+def _add_fields(parser: argparse.ArgumentParser, cls: Any, prefix: str = "",
+                only: tuple[str, ...] | None = None) -> None:
+    """A flag per field of the options dataclass ``cls`` (nested ones with dotted names)."""
+    from ctrlbench.options import Options
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
+        name, tp = prefix + f.name, hints[f.name]
+        if isinstance(tp, type) and issubclass(tp, Options):
+            _add_fields(parser, tp, name + ".")
+            continue
+        if f.name == "options" and prefix[:-1] in _REGISTRIES:
+            _add_registry_flags(parser, prefix[:-1],
+                                {g.name for g in dataclasses.fields(cls)})
+            continue
+        doc = f.metadata.get("doc", "")
+        parser.add_argument(f"--{name}", dest=name, type=_converter(tp), default=None,
+                            metavar=_type_name(tp), help=_help(f"{doc} (default: {f.default})"))
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`TrainConfig` of the given flags (unset flags keep the defaults).
+
+    A ``--loss.*`` / ``--control.*`` option flag the chosen entry does not take raises
+    :class:`~ctrlbench.options.OptionError` naming the entry and its options.
+    """
+    from ctrlbench.options import OptionError
     from llm_rl.config import TrainConfig, config_from_dict
 
     data: dict[str, Any] = dataclasses.asdict(TrainConfig())
+    for section in _REGISTRIES:
+        data[section]["options"] = {}  # the chosen entry's defaults, plus the flags given
     for key, value in vars(args).items():
         if value is None or key in ("command", "resume"):
             continue
@@ -76,8 +137,24 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node[p]
-        if leaf in node:
+        if parents and parents[-1] in _REGISTRIES and leaf not in node:
+            node["options"][leaf] = value
+        else:
             node[leaf] = value
+    for section in _REGISTRIES:
+        reg, name = _registry(section), data[section]["name"]
+        if name not in reg:
+            reg.entry(name)  # KeyError listing the valid names
+        valid = [f.name for f in dataclasses.fields(reg.options(name))]
+        wrong = [k for k in data[section]["options"] if k not in valid]
+        if wrong:
+            users = [n for n in reg.names() if wrong[0] in
+                     {f.name for f in dataclasses.fields(reg.options(n))}]
+            raise OptionError(
+                f"--{section}.{wrong[0]} does not apply to {reg.kind} {name!r} (it is an option "
+                f"of {', '.join(users)}); options of {name!r}: "
+                + (", ".join(f"--{section}.{v}" for v in valid) or "none")
+            )
     return config_from_dict(data)
 
 
@@ -87,12 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="ctrlbench llm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="run GRPO with an entropy controller")
+    train = sub.add_parser("train", help="run GRPO with an entropy controller",
+                           description="Run GRPO with an entropy controller.")
     _add_fields(train, TrainConfig)
-    train.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.pt")
-    sft = sub.add_parser("sft", help="build (or reuse) the SFT warm-start checkpoint")
-    _add_fields(sft, TrainConfig)
-    sub.add_parser("list", help="list tasks, losses and entropy controllers")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from out_dir/checkpoint.pt (default: false)")
+    sft = sub.add_parser("sft", help="build (or reuse) the SFT warm-start checkpoint",
+                         description="Build (or reuse) the cached SFT warm-start checkpoint.")
+    _add_fields(sft, TrainConfig, only=_SFT_FIELDS)
+    sub.add_parser("list", help="list tasks, losses and entropy controllers (with options)",
+                   description="List tasks, losses, entropy controllers and actuators.")
     return parser
 
 
@@ -102,7 +183,7 @@ def _train(args: argparse.Namespace) -> int:
     from llm_rl.trainer import GRPOTrainer
 
     cfg = _config_from_args(args)
-    trainer = GRPOTrainer(cfg, resume=args.resume)
+    trainer = GRPOTrainer(cfg, resume=args.resume, progress=True)
     columns = (TextColumn("[bold]GRPO[/]"), BarColumn(),
                TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn())
@@ -125,19 +206,24 @@ def _sft(args: argparse.Namespace) -> int:
     from llm_rl.sft import warm_start
 
     cfg = _config_from_args(args)
-    path = warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed, device=cfg.device)
+    path = warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed, device=cfg.device,
+                      progress=True)
     print(json.dumps({"checkpoint": str(path), **json.loads((path / "sft.json").read_text())}))
     return 0
 
 
 def _list() -> int:
-    from llm_rl.entropy_control import ACTUATORS, CONTROLLERS
+    from llm_rl.entropy_control import ACTUATORS, ENTROPY_CONTROLLERS
     from llm_rl.losses import LOSSES
     from llm_rl.tasks import TASKS
 
+    def entries(reg: Any) -> str:
+        return "; ".join(f"{n} ({', '.join(f.name for f in dataclasses.fields(reg.options(n)))})"
+                         for n in reg.names())
+
     print("tasks:       " + ", ".join(sorted(TASKS)))
-    print("losses:      " + ", ".join(LOSSES.names()))
-    print("controllers: " + ", ".join(CONTROLLERS.names()))
+    print("losses:      " + entries(LOSSES))
+    print("controllers: " + entries(ENTROPY_CONTROLLERS))
     print("actuators:   " + ", ".join(ACTUATORS))
     return 0
 

@@ -7,11 +7,17 @@ temperature (``temperature``) or the Clip-Cov ratio (``clip_cov_ratio``). Regist
 - ``constant``: open loop (a fixed value; 0 bonus = plain GRPO).
 - ``sign``: Skywork-OR1 / TRL adaptive entropy: ``alpha <- clip(alpha + delta sign(H* - H), 0,
   u_max)``, applied only while ``H < H*``.
-- ``pid``: PI/PID on ``e = H* - H`` through :class:`controllers.pid.PID` (anti-windup, limits).
+- ``pid``: PI/PID on ``e = H* - H`` through :class:`controllers.pid.PID` (anti-windup, limits);
+  defaults kp 1.0, ki 0.1, kd 0, bonus in [0, 1] (the PI tuned in studies/README.md).
 - ``dual``: dual ascent on ``log alpha`` (SAC temperature): ``log_alpha += lr (H* - H)``, the
   gradient step on ``loss_alpha = -log_alpha (H* - H)``.
 - ``aepo``: bang-bang temperature for extra REINFORCE samples: ``T_high`` when the last entropy
   ``<= H*`` else ``T_low``; the trainer splices the positive-advantage ones into the batch.
+
+Each is registered in :data:`ENTROPY_CONTROLLERS` next to its own options dataclass
+(:class:`ConstantOptions`, :class:`SignOptions`, :class:`PIDOptions`, :class:`DualOptions`,
+:class:`AEPOOptions`); :class:`ControlConfig` holds the settings every controller reads (name,
+actuator, setpoint) plus the chosen controller's ``options``.
 """
 
 from __future__ import annotations
@@ -19,88 +25,126 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from controllers.pid import PID, PIDState
+from ctrlbench.options import OptionError, Options, option
 from ctrlbench.registry import Registry
-from llm_rl.validation import check_field, finite
+from llm_rl.validation import check_field, resolve_options
 
 __all__ = [
     "ACTUATORS",
-    "CONTROLLERS",
-    "CONTROLLER_USES",
+    "ENTROPY_CONTROLLERS",
     "AEPOController",
+    "AEPOOptions",
     "ConstantController",
+    "ConstantOptions",
     "ControlConfig",
     "DualAscentController",
+    "DualOptions",
     "EntropyController",
     "ExtraRollout",
+    "LimitOptions",
     "PIDEntropyController",
+    "PIDOptions",
     "SignIntegratorController",
-    "make_controller",
-    "register_controller",
+    "SignOptions",
+    "make_entropy_controller",
 ]
 
 ACTUATORS = ("entropy_coef", "temperature", "clip_cov_ratio")
 
 
 @dataclass(frozen=True)
-class ControlConfig:
-    """Settings of the entropy controller.
+class ConstantOptions(Options):
+    """Options of the ``constant`` (open-loop) controller."""
 
-    Each registered controller declares the fields it reads (:data:`CONTROLLER_USES`);
-    :func:`make_controller` rejects any other field set away from its default.
-    """
+    label: ClassVar[str] = "control"
+    value: float = option(0.0, "Initial (or, for constant, fixed) actuator value.")
 
-    name: str = "constant"
-    """Registered controller: constant, sign, pid, dual, aepo."""
-    actuator: str = "entropy_coef"
-    """What it drives: entropy_coef, temperature, clip_cov_ratio."""
-    setpoint: float = 0.6
-    """Target token-mean entropy H* (nats)."""
-    value: float = 0.0
-    """Initial (or, for constant, fixed) actuator value."""
-    u_min: float = 0.0
-    """Lower actuator limit."""
-    u_max: float = 0.05
-    """Upper actuator limit."""
-    kp: float = 0.05
-    """PID proportional gain (actuator units per nat)."""
-    ki: float = 0.02
-    """PID integral gain (per nat per step)."""
-    kd: float = 0.0
-    """PID derivative gain."""
-    delta: float = 1e-3
-    """Sign-integrator step."""
-    lr: float = 0.5
-    """Dual-ascent step size on log alpha."""
-    t_low: float = 0.8
-    """AEPO temperature above the target."""
-    t_high: float = 1.2
-    """AEPO temperature at or below the target."""
-    aepo_fraction: float = 0.25
-    """AEPO: fraction of the step's prompts regenerated."""
-    aepo_max_splice: int = 60
-    """AEPO: most samples spliced in at or below the target (half as many above)."""
+
+@dataclass(frozen=True)
+class LimitOptions(ConstantOptions):
+    """An initial actuator value and the actuator limits (base of the feedback controllers)."""
+
+    u_min: float = option(0.0, "Lower actuator limit.")
+    u_max: float = option(0.05, "Upper actuator limit (>= u_min).")
 
     def __post_init__(self) -> None:
-        check_field(self, "actuator", self.actuator in ACTUATORS, ", ".join(ACTUATORS))
-        check_field(self, "setpoint", finite(self.setpoint) and self.setpoint > 0, "finite > 0")
-        for name in ("value", "u_min", "u_max"):
-            check_field(self, name, finite(getattr(self, name)), "finite")
+        super().__post_init__()
         check_field(self, "u_max", self.u_max >= self.u_min, f">= u_min ({self.u_min})")
-        for name in ("kp", "ki", "kd"):
-            check_field(self, name, finite(getattr(self, name)) and getattr(self, name) >= 0,
-                        "finite >= 0")
-        for name in ("delta", "lr", "t_low", "t_high"):
-            check_field(self, name, finite(getattr(self, name)) and getattr(self, name) > 0,
-                        "finite > 0")
-        check_field(self, "aepo_fraction", finite(self.aepo_fraction)
-                    and 0 < self.aepo_fraction <= 1, "(0, 1]")
-        check_field(self, "aepo_max_splice", isinstance(self.aepo_max_splice, int)
-                    and self.aepo_max_splice >= 1, "int >= 1")
+
+
+@dataclass(frozen=True)
+class SignOptions(LimitOptions):
+    """Options of the ``sign`` integrator (Skywork-OR1 / TRL adaptive entropy)."""
+
+    delta: float = option(1e-3, "Sign-integrator step.", gt=0)
+
+
+@dataclass(frozen=True)
+class PIDOptions(LimitOptions):
+    """Options of the ``pid`` controller; defaults: the PI tuned on seed 1 (studies/README.md),
+    bonus in [0, 1]."""
+
+    u_max: float = option(1.0, "Upper actuator limit (>= u_min).")
+    kp: float = option(1.0, "PID proportional gain (actuator units per nat).", ge=0)
+    ki: float = option(0.1, "PID integral gain (per nat per step).", ge=0)
+    kd: float = option(0.0, "PID derivative gain.", ge=0)
+
+
+@dataclass(frozen=True)
+class DualOptions(LimitOptions):
+    """Options of the ``dual`` controller (dual ascent on log alpha; needs value > 0)."""
+
+    lr: float = option(0.5, "Dual-ascent step size on log alpha.", gt=0)
+
+
+@dataclass(frozen=True)
+class AEPOOptions(Options):
+    """Options of the ``aepo`` controller (actuator ``temperature`` only)."""
+
+    label: ClassVar[str] = "control"
+    t_low: float = option(0.8, "AEPO temperature above the target.", gt=0)
+    t_high: float = option(1.2, "AEPO temperature at or below the target.", gt=0)
+    aepo_fraction: float = option(0.25, "AEPO: fraction of the step's prompts regenerated.",
+                                  gt=0, le=1)
+    aepo_max_splice: int = option(60, "AEPO: most samples spliced in at or below the target "
+                                  "(half as many above).", ge=1)
+
+
+@dataclass(frozen=True)
+class ControlConfig(Options):
+    """Settings of the entropy controller.
+
+    The fields here are every controller's; ``options`` holds the chosen controller's own
+    options (:data:`ENTROPY_CONTROLLERS` ``.options(name)``). A mapping, or ``None`` for the
+    defaults, is built into that class on construction, so ``dataclasses.asdict`` output
+    round-trips.
+    """
+
+    label: ClassVar[str] = "control"
+    name: str = option("constant", "Registered controller: constant, sign, pid, dual, aepo.")
+    actuator: str = option("entropy_coef", "What it drives: entropy_coef, temperature, "
+                           "clip_cov_ratio.", choices=ACTUATORS)
+    setpoint: float = option(0.6, "Target token-mean entropy H* (nats).", gt=0)
+    options: Any = option(None,  # noqa: RUF009 (None; replaced by the built instance)
+                          "Options of the chosen controller (its options class, a mapping or "
+                          "None for its defaults).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        opts = resolve_options(ENTROPY_CONTROLLERS, self.name, self.options)
+        object.__setattr__(self, "options", opts)
+        if self.actuator == "temperature":  # T = 0 would divide the logits by zero
+            for name in ("value", "u_min"):
+                if hasattr(opts, name) and not getattr(opts, name) > 0:
+                    raise OptionError(
+                        f"control.{name} = {getattr(opts, name)!r} is not a valid sampling "
+                        f"temperature: actuator 'temperature' needs control.{name} > 0"
+                    )
 
 
 @dataclass(frozen=True)
@@ -112,26 +156,25 @@ class ExtraRollout:
     max_splice: int
 
 
+ENTROPY_CONTROLLERS: Registry[type[EntropyController]] = Registry("entropy controller")
+"""Entropy controllers by name: the class (called with a :class:`ControlConfig`) and its options
+class. Not ``ctrlbench.registry.CONTROLLERS``, which holds the plant controllers."""
+
+
 class EntropyController(ABC):
     """Base: holds the config, the current actuator value and the last measurement."""
 
+    #: The options class the controller reads (``config.options`` must be one).
+    options_class: ClassVar[type[Options]] = ConstantOptions
+
     def __init__(self, config: ControlConfig) -> None:
-        if config.actuator not in ACTUATORS:
-            raise ValueError(
-                f"unknown actuator {config.actuator!r}; valid actuators: {', '.join(ACTUATORS)}"
+        if not isinstance(config.options, self.options_class):
+            raise OptionError(
+                f"{type(self).__name__} needs {self.options_class.__name__} options, got "
+                f"{type(config.options).__name__} (control.name = {config.name!r})"
             )
-        if config.u_min > config.u_max:
-            raise ValueError(f"u_min {config.u_min} exceeds u_max {config.u_max}")
-        if config.actuator == "temperature":  # T = 0 would divide the logits by zero
-            uses = CONTROLLER_USES.get(config.name, _ALWAYS | {"value", "u_min"})
-            for name in ("value", "u_min"):
-                if name in uses and not getattr(config, name) > 0:
-                    raise ValueError(
-                        f"control.{name} = {getattr(config, name)!r} is not a valid sampling "
-                        f"temperature: actuator 'temperature' needs control.{name} > 0"
-                    )
         self.config = config
-        self.value = float(config.value)
+        self.value = float(getattr(config.options, "value", 0.0))
         self.last_entropy: float | None = None
 
     @property
@@ -169,27 +212,33 @@ class EntropyController(ABC):
         self.last_entropy = state["last_entropy"]
 
 
+@ENTROPY_CONTROLLERS.register("constant", options=ConstantOptions)
 class ConstantController(EntropyController):
     """Open loop: the actuator stays at ``value``."""
 
     def _update(self, entropy: float) -> float:
-        return self.config.value
+        return float(self.config.options.value)
 
 
+@ENTROPY_CONTROLLERS.register("sign", options=SignOptions)
 class SignIntegratorController(EntropyController):
     """Adaptive coefficient stepping by ``delta sign(H* - H)``; applied only while ``H < H*``."""
 
+    options_class = SignOptions
+
     def __init__(self, config: ControlConfig) -> None:
         super().__init__(config)
-        self.alpha = float(np.clip(config.value, config.u_min, config.u_max))
+        o: SignOptions = config.options
+        self.opts = o
+        self.alpha = float(np.clip(o.value, o.u_min, o.u_max))
         self.value = self.alpha
 
     def _update(self, entropy: float) -> float:
-        c = self.config
+        o, h_star = self.opts, self.config.setpoint
         self.alpha = float(
-            np.clip(self.alpha + c.delta * np.sign(c.setpoint - entropy), c.u_min, c.u_max)
+            np.clip(self.alpha + o.delta * np.sign(h_star - entropy), o.u_min, o.u_max)
         )
-        return self.alpha if entropy < c.setpoint else c.u_min
+        return self.alpha if entropy < h_star else o.u_min
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "alpha": self.alpha}
@@ -199,15 +248,18 @@ class SignIntegratorController(EntropyController):
         self.alpha = float(state["alpha"])
 
 
+@ENTROPY_CONTROLLERS.register("pid", options=PIDOptions)
 class PIDEntropyController(EntropyController):
     """:class:`controllers.pid.PID` on ``e = H* - H`` (dt = one step), bumpless from ``value``."""
 
+    options_class = PIDOptions
+
     def __init__(self, config: ControlConfig) -> None:
         super().__init__(config)
-        c = config
-        self.pid = PID(c.kp, c.ki, c.kd, dt=1.0, u_min=c.u_min, u_max=c.u_max)
-        self.pid.reset(u0=c.value)
-        self.value = float(np.clip(c.value, c.u_min, c.u_max))
+        o: PIDOptions = config.options
+        self.pid = PID(o.kp, o.ki, o.kd, dt=1.0, u_min=o.u_min, u_max=o.u_max)
+        self.pid.reset(u0=o.value)
+        self.value = float(np.clip(o.value, o.u_min, o.u_max))
 
     def _update(self, entropy: float) -> float:
         return float(self.pid.update(self.config.setpoint - entropy, measurement=entropy))
@@ -227,23 +279,31 @@ class PIDEntropyController(EntropyController):
         )
 
 
+@ENTROPY_CONTROLLERS.register("dual", options=DualOptions)
 class DualAscentController(EntropyController):
     """``alpha = exp(log_alpha)``; ``log_alpha += lr (H* - H)``, alpha kept in [u_min, u_max]."""
 
+    options_class = DualOptions
+
     def __init__(self, config: ControlConfig) -> None:
         super().__init__(config)
-        if config.value <= 0 or config.u_max <= 0:
-            raise ValueError("dual ascent needs value > 0 and u_max > 0 (alpha = exp(log_alpha))")
-        self.log_alpha = self._clip(math.log(config.value))
+        o: DualOptions = config.options
+        self.opts = o
+        if o.value <= 0 or o.u_max <= 0:
+            raise OptionError(
+                f"dual ascent needs value > 0 and u_max > 0 (alpha = exp(log_alpha)); got "
+                f"control.value = {o.value!r}, control.u_max = {o.u_max!r}"
+            )
+        self.log_alpha = self._clip(math.log(o.value))
         self.value = math.exp(self.log_alpha)
 
     def _clip(self, log_alpha: float) -> float:
-        c = self.config
-        return min(max(log_alpha, math.log(max(c.u_min, 1e-12))), math.log(c.u_max))
+        o = self.opts
+        return min(max(log_alpha, math.log(max(o.u_min, 1e-12))), math.log(o.u_max))
 
     def _update(self, entropy: float) -> float:
-        c = self.config
-        self.log_alpha = self._clip(self.log_alpha + c.lr * (c.setpoint - entropy))
+        self.log_alpha = self._clip(self.log_alpha
+                                    + self.opts.lr * (self.config.setpoint - entropy))
         return math.exp(self.log_alpha)
 
     def state_dict(self) -> dict[str, Any]:
@@ -254,69 +314,35 @@ class DualAscentController(EntropyController):
         self.log_alpha = float(state["log_alpha"])
 
 
+@ENTROPY_CONTROLLERS.register("aepo", options=AEPOOptions)
 class AEPOController(EntropyController):
     """Bang-bang temperature of AEPO's extra samples (actuator must be ``temperature``).
 
     The main batch keeps its sampling temperature; ``value`` is the extra samples' temperature.
     """
 
+    options_class = AEPOOptions
+
     def __init__(self, config: ControlConfig) -> None:
         super().__init__(config)
         if config.actuator != "temperature":
-            raise ValueError("the aepo controller drives actuator='temperature' only")
-        self.value = config.t_low
+            raise OptionError(f"the aepo controller drives actuator='temperature' only; got "
+                              f"control.actuator = {config.actuator!r}")
+        self.opts: AEPOOptions = config.options
+        self.value = self.opts.t_low
 
     def _update(self, entropy: float) -> float:
-        c = self.config
-        return c.t_high if entropy <= c.setpoint else c.t_low
+        o = self.opts
+        return o.t_high if entropy <= self.config.setpoint else o.t_low
 
     def extra_rollout(self) -> ExtraRollout:
-        c = self.config
-        low = self.last_entropy is not None and self.last_entropy <= c.setpoint
-        cap = c.aepo_max_splice if low else c.aepo_max_splice // 2
-        return ExtraRollout(temperature=self.value, fraction=c.aepo_fraction, max_splice=cap)
+        o = self.opts
+        low = self.last_entropy is not None and self.last_entropy <= self.config.setpoint
+        cap = o.aepo_max_splice if low else o.aepo_max_splice // 2
+        return ExtraRollout(temperature=self.value, fraction=o.aepo_fraction, max_splice=cap)
 
 
-CONTROLLERS: Registry[type[EntropyController]] = Registry("controller")
-#: The setpoint is every controller's reference (logged, and the tracking error's reference).
-_ALWAYS = frozenset({"name", "actuator", "setpoint"})
-#: ``controller name -> ControlConfig fields it reads``; see :func:`register_controller`.
-CONTROLLER_USES: dict[str, frozenset[str]] = {}
-
-
-def register_controller(name: str, cls: type[EntropyController], uses: tuple[str, ...]) -> None:
-    """Register ``cls`` as ``name``; ``uses`` names the :class:`ControlConfig` fields it reads.
-
-    ``name`` and ``actuator`` are always used; setting any other field away from its default is
-    an error in :func:`make_controller` (no silently ignored options).
-    """
-    unknown = set(uses) - set(ControlConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown ControlConfig field(s) {sorted(unknown)}")
-    CONTROLLERS.register(name, cls)
-    CONTROLLER_USES[name] = _ALWAYS | frozenset(uses)
-
-
-def make_controller(config: ControlConfig) -> EntropyController:
-    """Build the registered controller ``config.name`` (``KeyError`` lists the valid names).
-
-    ``TypeError`` when ``config`` sets a field the controller does not read.
-    """
-    cls = CONTROLLERS.get(config.name)
-    uses = CONTROLLER_USES[config.name]
-    default = ControlConfig()
-    ignored = sorted(f for f in ControlConfig.__dataclass_fields__
-                     if f not in uses and getattr(config, f) != getattr(default, f))
-    if ignored:
-        raise TypeError(f"controller {config.name!r} ignores control field(s) {ignored}; it uses "
-                        f"{sorted(uses - {'name'})}")
-    return cls(config)
-
-
-_LIMITS = ("value", "u_min", "u_max")
-register_controller("constant", ConstantController, uses=("value",))
-register_controller("sign", SignIntegratorController, uses=(*_LIMITS, "delta"))
-register_controller("pid", PIDEntropyController, uses=(*_LIMITS, "kp", "ki", "kd"))
-register_controller("dual", DualAscentController, uses=(*_LIMITS, "lr"))
-register_controller("aepo", AEPOController,
-                    uses=("t_low", "t_high", "aepo_fraction", "aepo_max_splice"))
+def make_entropy_controller(config: ControlConfig) -> EntropyController:
+    """Build the registered entropy controller ``config.name`` (``KeyError`` lists the valid
+    names; ``config.options`` is already validated against the controller's options class)."""
+    return ENTROPY_CONTROLLERS.load(config.name)(config)

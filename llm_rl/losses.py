@@ -7,7 +7,9 @@ advantage repeated over its tokens. Every loss adds the optional k3 KL to a refe
 
 Registered: ``grpo`` (clipped surrogate; clip-higher via ``eps_high``, dual clip via ``dual_clip``;
 DAPO = ``grpo`` with eps 0.2/0.28, token-mean, dynamic sampling in the trainer), ``clip-cov`` and
-``kl-cov`` (Cui et al. 2025).
+``kl-cov`` (Cui et al. 2025). Each is registered in :data:`LOSSES` next to its own options
+dataclass (:class:`GRPOOptions`, :class:`ClipCovOptions`, :class:`KLCovOptions`);
+:class:`LossConfig` holds the settings every loss reads plus the chosen loss's ``options``.
 """
 
 from __future__ import annotations
@@ -15,27 +17,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
+from ctrlbench.options import OptionError, Options, option
 from ctrlbench.registry import Registry
-from llm_rl.validation import check_field, finite
+from llm_rl.validation import check_field, resolve_options
 
 __all__ = [
     "AGGREGATIONS",
     "LOSSES",
-    "LOSS_USES",
+    "ClipCovOptions",
+    "GRPOOptions",
+    "KLCovOptions",
     "LossConfig",
     "LossInputs",
     "aggregate",
-    "check_loss_config",
     "clip_cov_loss",
     "get_loss",
     "group_advantages",
     "grpo_loss",
     "k3_kl",
     "kl_cov_loss",
-    "register_loss",
     "token_covariance",
 ]
 
@@ -43,53 +47,68 @@ AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    """Settings of the policy loss (defaults: GRPO with symmetric clipping, no KL)."""
+class GRPOOptions(Options):
+    """Options of the ``grpo`` loss: the PPO ratio clip (clip-higher, dual clip)."""
 
-    name: str = "grpo"
-    """Registered loss name: grpo, clip-cov, kl-cov."""
-    eps_low: float = 0.2
-    """Lower ratio clip (r >= 1 - eps_low)."""
-    eps_high: float = 0.2
-    """Upper ratio clip (r <= 1 + eps_high); DAPO clip-higher uses 0.28."""
-    dual_clip: float | None = None
-    """Dual-clip bound c for A < 0 (3.0 in the literature); None disables it."""
-    kl_beta: float = 0.0
-    """Weight of the k3 KL to the reference (initial) policy."""
-    agg: str = "token-mean"
-    """Aggregation: token-mean (DAPO), seq-mean-token-mean (GRPO), seq-mean-token-sum (Dr.GRPO)."""
-    scale_adv_by_std: bool = True
-    """Divide group advantages by the group std (False = Dr.GRPO)."""
-    clip_cov_lb: float = 1.0
-    """Clip-Cov: lower bound of the covariance band."""
-    clip_cov_ub: float = 5.0
-    """Clip-Cov: upper bound of the covariance band."""
-    clip_cov_ratio: float = 2e-4
-    """Clip-Cov: fraction rho of tokens detached (LLM scale; tiny models need ~1e-2)."""
-    kl_cov_ratio: float = 2e-3
-    """KL-Cov: fraction kappa of tokens, top by covariance, that get the |l - l_old| penalty."""
-    kl_cov_beta: float = 1.0
-    """KL-Cov: weight of the |l - l_old| penalty."""
-    max_seq_len: int = 16
-    """Constant normaliser of seq-mean-token-sum (Dr.GRPO's generation budget)."""
+    label: ClassVar[str] = "loss"
+    eps_low: float = option(0.2, "Lower ratio clip (r >= 1 - eps_low).", ge=0, lt=1)
+    eps_high: float = option(0.2, "Upper ratio clip (r <= 1 + eps_high); DAPO clip-higher uses "
+                             "0.28.", ge=0)
+    dual_clip: float | None = option(None, "Dual-clip bound c for A < 0 (3.0 in the "
+                                     "literature); None disables it.", gt=1)
+
+
+@dataclass(frozen=True)
+class ClipCovOptions(GRPOOptions):
+    """Options of the ``clip-cov`` loss: the GRPO clip plus the covariance band and ratio."""
+
+    clip_cov_lb: float = option(1.0, "Clip-Cov: lower bound of the covariance band.")
+    clip_cov_ub: float = option(5.0, "Clip-Cov: upper bound of the covariance band "
+                                "(> clip_cov_lb).")
+    clip_cov_ratio: float = option(2e-4, "Clip-Cov: fraction rho of tokens detached (LLM scale; "
+                                   "tiny models need ~1e-2).", ge=0, le=1)
 
     def __post_init__(self) -> None:
-        check_field(self, "eps_low", finite(self.eps_low) and 0 <= self.eps_low < 1, "[0, 1)")
-        check_field(self, "eps_high", finite(self.eps_high) and self.eps_high >= 0, "finite >= 0")
-        check_field(self, "dual_clip", self.dual_clip is None
-                    or (finite(self.dual_clip) and self.dual_clip > 1), "None or finite > 1")
-        for name in ("kl_beta", "kl_cov_beta"):
-            check_field(self, name, finite(getattr(self, name)) and getattr(self, name) >= 0,
-                        "finite >= 0")
-        for name in ("clip_cov_ratio", "kl_cov_ratio"):
-            check_field(self, name, finite(getattr(self, name))
-                        and 0 <= getattr(self, name) <= 1, "[0, 1]")
-        check_field(self, "clip_cov_lb", finite(self.clip_cov_lb), "finite")
-        check_field(self, "clip_cov_ub", finite(self.clip_cov_ub)
-                    and self.clip_cov_ub > self.clip_cov_lb,
+        super().__post_init__()
+        check_field(self, "clip_cov_ub", self.clip_cov_ub > self.clip_cov_lb,
                     f"finite > clip_cov_lb ({self.clip_cov_lb})")
-        check_field(self, "max_seq_len", isinstance(self.max_seq_len, int)
-                    and self.max_seq_len >= 1, "int >= 1")
+
+
+@dataclass(frozen=True)
+class KLCovOptions(Options):
+    """Options of the ``kl-cov`` loss (no ratio clipping)."""
+
+    label: ClassVar[str] = "loss"
+    kl_cov_ratio: float = option(2e-3, "KL-Cov: fraction kappa of tokens, top by covariance, "
+                                 "that get the |l - l_old| penalty.", ge=0, le=1)
+    kl_cov_beta: float = option(1.0, "KL-Cov: weight of the |l - l_old| penalty.", ge=0)
+
+
+@dataclass(frozen=True)
+class LossConfig(Options):
+    """Settings of the policy loss (defaults: GRPO with symmetric clipping, no KL).
+
+    The fields here are read by every loss; ``options`` holds the chosen loss's own options
+    (:data:`LOSSES` ``.options(name)``). A mapping, or ``None`` for the defaults, is built into
+    that class on construction, so ``dataclasses.asdict`` output round-trips.
+    """
+
+    label: ClassVar[str] = "loss"
+    name: str = option("grpo", "Registered loss: grpo, clip-cov, kl-cov.")
+    kl_beta: float = option(0.0, "Weight of the k3 KL to the reference (initial) policy.", ge=0)
+    agg: str = option("token-mean", "Aggregation: token-mean (DAPO), seq-mean-token-mean "
+                      "(GRPO), seq-mean-token-sum (Dr.GRPO).", choices=AGGREGATIONS)
+    scale_adv_by_std: bool = option(True, "Divide group advantages by the group std "
+                                    "(False = Dr.GRPO).")
+    max_seq_len: int = option(16, "Constant normaliser of seq-mean-token-sum (Dr.GRPO's "
+                              "generation budget).", ge=1)
+    options: Any = option(None,  # noqa: RUF009 (None; replaced by the built instance)
+                          "Options of the chosen loss (its options class, a mapping or None "
+                          "for its defaults).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "options", resolve_options(LOSSES, self.name, self.options))
 
 
 @dataclass
@@ -118,6 +137,17 @@ class LossInputs:
 
 LossFn = Callable[[LossInputs, LossConfig], tuple[torch.Tensor, dict[str, float]]]
 LOSSES: Registry[LossFn] = Registry("loss")
+"""Policy losses ``fn(inputs, config) -> (loss, metrics)``, each with its options class."""
+
+_O = TypeVar("_O", bound=Options)
+
+
+def _opts(cfg: LossConfig, cls: type[_O]) -> _O:
+    """``cfg.options`` checked to be a ``cls`` (a loss called with another loss's config)."""
+    if not isinstance(cfg.options, cls):
+        raise OptionError(f"loss needs {cls.__name__} options, got "
+                          f"{type(cfg.options).__name__} (LossConfig.name = {cfg.name!r})")
+    return cfg.options
 
 
 def get_loss(name: str) -> LossFn:
@@ -178,18 +208,19 @@ def _surrogate(
     inp: LossInputs, cfg: LossConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
     """Per-token clipped surrogate; also returns the unclipped term and the 'clip active' mask."""
+    o = _opts(cfg, GRPOOptions)
     ratio = torch.exp(inp.logp - inp.old_logp)
     a = inp.adv
     l1 = -a * ratio
-    l2 = -a * ratio.clamp(1.0 - cfg.eps_low, 1.0 + cfg.eps_high)
+    l2 = -a * ratio.clamp(1.0 - o.eps_low, 1.0 + o.eps_high)
     clipped = torch.maximum(l1, l2)
-    if cfg.dual_clip is not None:
-        clipped = torch.where(a < 0, torch.minimum(clipped, -a * cfg.dual_clip), clipped)
+    if o.dual_clip is not None:
+        clipped = torch.where(a < 0, torch.minimum(clipped, -a * o.dual_clip), clipped)
     active = l2 > l1
     n = max(a.numel(), 1)
     metrics = {
-        "clip_frac_low": float(((ratio < 1 - cfg.eps_low) & (a < 0)).sum()) / n,
-        "clip_frac_high": float(((ratio > 1 + cfg.eps_high) & (a > 0)).sum()) / n,
+        "clip_frac_low": float(((ratio < 1 - o.eps_low) & (a < 0)).sum()) / n,
+        "clip_frac_high": float(((ratio > 1 + o.eps_high) & (a > 0)).sum()) / n,
         "ratio_max": float(ratio.detach().max()) if a.numel() else 1.0,
     }
     return clipped, l1, active, metrics
@@ -220,23 +251,26 @@ def _finish(
     return loss, metrics
 
 
+@LOSSES.register("grpo", options=GRPOOptions)
 def grpo_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO/GRPO clipped surrogate ``max(-A r, -A clip(r, 1-eps_low, 1+eps_high))`` (+ dual clip)."""
     per_token, _, _, metrics = _surrogate(inp, cfg)
     return _finish(per_token, inp, cfg, metrics)
 
 
+@LOSSES.register("clip-cov", options=ClipCovOptions)
 def clip_cov_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Clip-Cov: detach ``max(floor(rho N), 1)`` random tokens with ``lb < Cov_i < ub``.
 
     Candidates exclude tokens whose PPO clip is already active; the selected tokens' loss terms
     are multiplied by 0 (no gradient). ``touched_frac`` is the selected fraction.
     """
+    o = _opts(cfg, ClipCovOptions)
     per_token, _, active, metrics = _surrogate(inp, cfg)
     n = inp.adv.numel()
-    rho = cfg.clip_cov_ratio if inp.clip_cov_ratio is None else inp.clip_cov_ratio
+    rho = o.clip_cov_ratio if inp.clip_cov_ratio is None else inp.clip_cov_ratio
     cov = token_covariance(inp.logp, inp.adv)
-    band = (cov > cfg.clip_cov_lb) & (cov < cfg.clip_cov_ub) & ~active
+    band = (cov > o.clip_cov_lb) & (cov < o.clip_cov_ub) & ~active
     cand = torch.nonzero(band).view(-1)
     k = min(max(math.floor(rho * n), 1), cand.numel())
     keep = torch.ones_like(per_token)
@@ -248,17 +282,19 @@ def clip_cov_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[
     return _finish(per_token * keep, inp, cfg, metrics)
 
 
+@LOSSES.register("kl-cov", options=KLCovOptions)
 def kl_cov_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """KL-Cov: top ``max(1, floor(kappa N))`` tokens by Cov_i get ``-A r + beta |l - l_old|``;
     all others ``-A r``; no ratio clipping."""
+    o = _opts(cfg, KLCovOptions)
     ratio = torch.exp(inp.logp - inp.old_logp)
     per_token = -inp.adv * ratio
     n = inp.adv.numel()
-    k = min(max(1, math.floor(cfg.kl_cov_ratio * n)), n)
+    k = min(max(1, math.floor(o.kl_cov_ratio * n)), n)
     cov = token_covariance(inp.logp, inp.adv)
     top = torch.topk(cov, k).indices
     penalty = torch.zeros_like(per_token)
-    penalty[top] = cfg.kl_cov_beta * (inp.logp[top] - inp.old_logp[top]).abs()
+    penalty[top] = o.kl_cov_beta * (inp.logp[top] - inp.old_logp[top]).abs()
     metrics = {
         "clip_frac_low": 0.0,
         "clip_frac_high": 0.0,
@@ -266,41 +302,3 @@ def kl_cov_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[st
         "touched_frac": k / max(n, 1),
     }
     return _finish(per_token + penalty, inp, cfg, metrics)
-
-
-#: LossConfig fields every loss reads.
-_COMMON_FIELDS = frozenset({"name", "kl_beta", "agg", "scale_adv_by_std", "max_seq_len"})
-#: ``loss name -> LossConfig fields it reads``; see :func:`register_loss`.
-LOSS_USES: dict[str, frozenset[str]] = {}
-
-
-def register_loss(name: str, fn: LossFn, uses: tuple[str, ...]) -> None:
-    """Register ``fn`` as ``name``; ``uses`` names the loss-specific LossConfig fields it reads.
-
-    Setting any other loss-specific field away from its default is an error
-    (:func:`check_loss_config`): no silently ignored options.
-    """
-    unknown = set(uses) - set(LossConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown LossConfig field(s) {sorted(unknown)}")
-    LOSSES.register(name, fn)
-    LOSS_USES[name] = _COMMON_FIELDS | frozenset(uses)
-
-
-def check_loss_config(cfg: LossConfig) -> None:
-    """``TypeError`` when ``cfg`` sets a field its loss does not read (unknown name: KeyError)."""
-    get_loss(cfg.name)
-    uses = LOSS_USES[cfg.name]
-    default = LossConfig()
-    ignored = sorted(f for f in LossConfig.__dataclass_fields__
-                     if f not in uses and getattr(cfg, f) != getattr(default, f))
-    if ignored:
-        raise TypeError(f"loss {cfg.name!r} ignores LossConfig field(s) {ignored}; it uses "
-                        f"{sorted(uses - {'name'})}")
-
-
-_CLIP = ("eps_low", "eps_high", "dual_clip")
-register_loss("grpo", grpo_loss, uses=_CLIP)
-register_loss("clip-cov", clip_cov_loss,
-              uses=(*_CLIP, "clip_cov_lb", "clip_cov_ub", "clip_cov_ratio"))
-register_loss("kl-cov", kl_cov_loss, uses=("kl_cov_ratio", "kl_cov_beta"))

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from ctrlbench.options import Options, option
 from llm_rl.tokenizer import CharTokenizer
 from llm_rl.validation import check_field
 
@@ -28,25 +29,18 @@ ARCHES = ("gpt2", "llama")
 
 
 @dataclass(frozen=True)
-class PolicySpec:
+class PolicySpec(Options):
     """Shape of a tiny causal LM."""
 
-    arch: str = "gpt2"
-    """``gpt2`` or ``llama``."""
-    n_layer: int = 2
-    """Transformer blocks."""
-    n_embd: int = 64
-    """Model width."""
-    n_head: int = 4
-    """Attention heads."""
-    max_positions: int = 64
-    """Longest prompt + response."""
+    label: ClassVar[str] = "policy"
+    arch: str = option("gpt2", "Architecture: gpt2 or llama.", choices=ARCHES)
+    n_layer: int = option(2, "Transformer blocks.", ge=1)
+    n_embd: int = option(64, "Model width.", ge=1)
+    n_head: int = option(4, "Attention heads (divides n_embd).", ge=1)
+    max_positions: int = option(64, "Longest prompt + response.", ge=1)
 
     def __post_init__(self) -> None:
-        check_field(self, "arch", self.arch in ARCHES, ", ".join(ARCHES))
-        for name in ("n_layer", "n_embd", "n_head", "max_positions"):
-            value = getattr(self, name)
-            check_field(self, name, isinstance(value, int) and value >= 1, "int >= 1")
+        super().__post_init__()
         check_field(self, "n_head", self.n_embd % self.n_head == 0,
                     f"an int that divides n_embd ({self.n_embd})")
 
@@ -61,6 +55,19 @@ def _quiet() -> Iterator[None]:
     finally:
         if was:
             hf_logging.enable_progress_bar()
+
+
+def _set_loss_type(model: PreTrainedModel) -> None:
+    """Name the causal-LM loss explicitly.
+
+    ``transformers`` derives ``model.loss_type`` from the class name; ``GPT2LMHeadModel`` matches
+    no entry of its loss table, so ``loss_type`` stays ``None`` and the first ``model(...,
+    labels=...)`` logs "`loss_type=None` was set in the config but it is unrecognized". Every
+    policy here is a causal LM, so its loss is ``ForCausalLM`` (the one transformers falls back
+    to anyway: values are unchanged).
+    """
+    if getattr(model, "loss_type", None) is None:
+        model.loss_type = "ForCausalLM"
 
 
 def build_policy(spec: PolicySpec, tokenizer: CharTokenizer, *, seed: int = 0) -> PreTrainedModel:
@@ -99,6 +106,7 @@ def build_policy(spec: PolicySpec, tokenizer: CharTokenizer, *, seed: int = 0) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
+    _set_loss_type(model)
     model.eval()
     return model
 
@@ -125,6 +133,7 @@ def load_policy(
     tokenizer = CharTokenizer.load(path)
     with _quiet():
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    _set_loss_type(model)
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(
             f"model vocab_size {model.config.vocab_size} != tokenizer vocab_size "

@@ -13,6 +13,8 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,23 +46,47 @@ def _batch(
     return x, m, labels
 
 
+@contextmanager
+def _progress(total: int, label: str, show: bool) -> Iterator[Callable[[float], None]]:
+    """``advance(loss)`` for a transient rich bar on stderr (a no-op when ``show`` is false)."""
+    if not show:
+        yield lambda loss: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(f"[bold]{label}[/]"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total, info="")
+        yield lambda loss: bar.update(task, advance=1, info=f"loss={loss:.3f}")
+
+
 def sft_train(
-    model: PreTrainedModel, task: Task, tok: CharTokenizer, cfg: SFTConfig, *, seed: int = 0
+    model: PreTrainedModel, task: Task, tok: CharTokenizer, cfg: SFTConfig, *, seed: int = 0,
+    progress: bool = False,
 ) -> list[float]:
-    """Fine-tune ``model`` in place on teacher answers; returns the loss per step."""
+    """Fine-tune ``model`` in place on teacher answers; returns the loss per step.
+
+    ``progress`` shows a transient progress bar on stderr (off by default: library calls stay
+    quiet; ``ctrlbench llm`` turns it on).
+    """
     check_tokenizer(task, tok)
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     device = next(model.parameters()).device
     model.train()
     losses = []
-    for _ in range(cfg.steps):
-        x, m, y = (t.to(device) for t in _batch(task, tok, rng, cfg.batch, cfg.teacher_noise))
-        loss = model(x, attention_mask=m, labels=y).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    with _progress(cfg.steps, f"SFT warm start ({task.name})", progress) as advance:
+        for _ in range(cfg.steps):
+            x, m, y = (t.to(device) for t in _batch(task, tok, rng, cfg.batch, cfg.teacher_noise))
+            loss = model(x, attention_mask=m, labels=y).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            advance(losses[-1])
     model.eval()
     return losses
 
@@ -90,9 +116,12 @@ def heldout_pass_rate(
 
 def warm_start(
     task_name: str, spec: PolicySpec, cfg: SFTConfig, cache_dir: str, *, seed: int = 0,
-    device: str = "cpu",
+    device: str = "cpu", progress: bool = False,
 ) -> Path:
-    """Return the cached SFT checkpoint for these settings, training and saving it if absent."""
+    """Return the cached SFT checkpoint for these settings, training and saving it if absent.
+
+    ``progress`` shows a transient progress bar on stderr while it trains.
+    """
     path = Path(cache_dir) / f"{task_name}-{config_hash(spec, cfg, seed, task_name)}"
     info = path / "sft.json"
     if info.is_file():
@@ -101,7 +130,7 @@ def warm_start(
     tok = CharTokenizer(DEFAULT_CHARS)
     check_tokenizer(task, tok)
     model = build_policy(spec, tok, seed=seed).to(device)  # type: ignore[arg-type]
-    losses = sft_train(model, task, tok, cfg, seed=seed)
+    losses = sft_train(model, task, tok, cfg, seed=seed, progress=progress)
     rate = heldout_pass_rate(model, task, tok, seed=seed)
     # Build in a private folder next to the cache entry, then rename it into place: concurrent
     # processes never share a temporary folder, and whoever renames first wins.

@@ -26,16 +26,8 @@ from ctrlbench.io import atomic_write_bytes
 from llm_rl.batch import concat_rollouts, generate, select_rows, token_scores
 from llm_rl.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from llm_rl.config import TrainConfig, config_from_dict
-from llm_rl.entropy_control import EntropyController, make_controller
-from llm_rl.losses import (
-    AGGREGATIONS,
-    LossConfig,
-    LossInputs,
-    check_loss_config,
-    get_loss,
-    group_advantages,
-    k3_kl,
-)
+from llm_rl.entropy_control import EntropyController, make_entropy_controller
+from llm_rl.losses import ClipCovOptions, LossInputs, get_loss, group_advantages, k3_kl
 from llm_rl.metrics import covariance_stats, distinct_correct, fit_rh_law, pass_at_k
 from llm_rl.policy import load_policy, save_policy
 from llm_rl.rollout import Rollout
@@ -56,9 +48,10 @@ def _check_actuator(cfg: TrainConfig, ctrl: EntropyController) -> None:
                 f"actuator 'clip_cov_ratio' has no effect with loss {cfg.loss.name!r} (only the "
                 f"clip-cov loss reads it): use --loss.name clip-cov or another actuator"
             )
-        if cfg.loss.clip_cov_ratio != LossConfig().clip_cov_ratio:
+        ratio = cfg.loss.options.clip_cov_ratio
+        if ratio != ClipCovOptions().clip_cov_ratio:
             raise ValueError(
-                f"loss.clip_cov_ratio = {cfg.loss.clip_cov_ratio} is ignored: the controller "
+                f"loss.clip_cov_ratio = {ratio} is ignored: the controller "
                 f"drives the Clip-Cov ratio (its initial value is control.value)"
             )
     drives_main_t = ctrl.actuator == "temperature" and ctrl.extra_rollout() is None
@@ -82,25 +75,25 @@ class GRPOTrainer:
         The run's :class:`~llm_rl.config.TrainConfig`.
     resume:
         Continue from ``<out_dir>/checkpoint.pt`` (metrics after it are dropped from the log).
+    progress:
+        Show a transient progress bar on stderr while the SFT warm start trains (the CLI does).
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False) -> None:
+    def __init__(self, config: TrainConfig, *, resume: bool = False,
+                 progress: bool = False) -> None:
         cfg = config
         self.cfg = cfg
-        # Validate names before any expensive work.
+        # Validate names before any expensive work (the configs checked their own options).
         self.task = make_task(cfg.task)
         self.loss_fn = get_loss(cfg.loss.name)
-        self.controller = make_controller(cfg.control)
-        if cfg.loss.agg not in AGGREGATIONS:
-            valid = ", ".join(AGGREGATIONS)
-            raise KeyError(f"unknown aggregation {cfg.loss.agg!r}; valid: {valid}")
-        check_loss_config(cfg.loss)
+        self.controller = make_entropy_controller(cfg.control)
         _check_actuator(cfg, self.controller)
         self.out = Path(cfg.out_dir)
         self.metrics_path = self.out / "metrics.jsonl"
         self.ckpt_path = self.out / "checkpoint.pt"
         init = cfg.init or str(
-            warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed, device=cfg.device)
+            warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed, device=cfg.device,
+                       progress=progress)
         )
         self.model, self.tok = load_policy(init, device=cfg.device)
         check_tokenizer(self.task, self.tok)

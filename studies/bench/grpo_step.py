@@ -58,8 +58,8 @@ def run_ours(a: argparse.Namespace, init: str, out: str) -> Curve:
     """Train with our loop; returns seconds per step and the per-step metrics."""
     cfg = TrainConfig(task="sumpair", init=init, steps=a.steps, prompts_per_step=a.prompts,
                       group_size=a.group, lr=a.lr, minibatches=a.minibatches,
-                      loss=LossConfig(eps_high=0.28, agg="token-mean"), eval_every=10**9,
-                      eval_size=1, pass_k=1, checkpoint_every=10**9, seed=a.seed,
+                      loss=LossConfig(agg="token-mean", options={"eps_high": 0.28}),
+                      eval_every=10**9, eval_size=1, pass_k=1, checkpoint_every=10**9, seed=a.seed,
                       device=a.device, fast_rollout=a.device == "cuda", out_dir=out,
                       tensorboard=False)
     trainer = GRPOTrainer(cfg)

@@ -11,7 +11,7 @@ import pytest
 
 # ctrlbench runs its plugin hooks on import; a test module importing ``controllers`` first would
 # hit the core's circular import (controllers -> ctrlbench -> controllers.register).
-import ctrlbench  # noqa: E402, F401
+import ctrlbench  # noqa: F401
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -73,7 +73,8 @@ def test_clip_higher_and_dual_clip():
     assert loss.item() == pytest.approx(-1.25, abs=1e-6)  # inside 1 + .28
     inp = _inputs([math.log(4.0)], [0.0], [-1.0])
     assert get_loss("grpo")(inp, LossConfig())[0].item() == pytest.approx(4.0, abs=1e-5)
-    assert get_loss("grpo")(inp, LossConfig(options={"dual_clip": 3.0}))[0].item() == pytest.approx(3.0)
+    dual = LossConfig(options={"dual_clip": 3.0})
+    assert get_loss("grpo")(inp, dual)[0].item() == pytest.approx(3.0)
 
 
 def test_kl_and_entropy_terms_enter_the_loss():
@@ -140,7 +141,8 @@ def test_kl_cov_top_k_penalty_no_ratio_clip():
     logp, adv = _cov_case()
     old = [x - 0.5 for x in logp]  # ratio e^.5 everywhere, |l - l_old| = .5
     inp = _inputs(logp, old, adv)
-    cfg = LossConfig(name="kl-cov", options=KLCovOptions(kl_cov_ratio=0.25, kl_cov_beta=2.0))  # k = 2
+    # k = floor(.25 * 8) = 2
+    cfg = LossConfig(name="kl-cov", options=KLCovOptions(kl_cov_ratio=0.25, kl_cov_beta=2.0))
     loss, m = get_loss("kl-cov")(inp, cfg)
     r = math.exp(0.5)
     # top-2 covariance tokens: 3 (3.125) and 1 (2.8125); each adds beta * .5
@@ -186,7 +188,8 @@ def test_each_loss_has_its_own_options_class():
     [({"name": "kl-cov", "options": {"eps_high": 0.28}},
       r"loss 'kl-cov' got unknown option\(s\) \['eps_high'\]; valid options: "
       r"\['kl_cov_ratio', 'kl_cov_beta'\]"),
-     ({"options": {"kl_cov_ratio": 0.05}}, r"loss 'grpo' got unknown option\(s\) \['kl_cov_ratio'\]"),
+     ({"options": {"kl_cov_ratio": 0.05}},
+      r"loss 'grpo' got unknown option\(s\) \['kl_cov_ratio'\]"),
      # a ClipCovOptions is a GRPOOptions, but grpo would ignore its clip_cov_* fields
      ({"options": ClipCovOptions()}, "loss 'grpo' takes GRPOOptions, got ClipCovOptions"),
      ({"options": {"eps_low": 5.0}},
@@ -198,7 +201,8 @@ def test_each_loss_has_its_own_options_class():
       r"loss.kl_cov_ratio = 2.0 is out of range; valid: finite >= 0 and <= 1"),
      ({"agg": "sum"}, r"loss.agg = 'sum' is out of range; valid: one of 'token-mean'"),
      ({"max_seq_len": 0}, r"loss.max_seq_len = 0 is out of range; valid: finite >= 1"),
-     ({"options": {"eps_high": "wide"}}, r"loss.eps_high = 'wide' has the wrong type; valid: float")],
+     ({"options": {"eps_high": "wide"}},
+      r"loss.eps_high = 'wide' has the wrong type; valid: float")],
 )
 def test_loss_options_errors_name_field_value_and_valid(kw, match):
     with pytest.raises(OptionError, match=match):

@@ -1,5 +1,6 @@
 """The collapse study's --smoke run (CleanRL style: scripts are run in tests)."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -34,7 +35,7 @@ def test_smoke_runs_writes_records_and_resumes(tmp_path, capsys):
     assert "countdown-lite: pass@1" not in text
     assert (out / "curves.png").stat().st_size > 0
     summary = json.loads((out / "sumpair" / "open-loop" / "summary.json").read_text())
-    assert summary["steps"] == 30 and summary["cov_mean"] > 0
+    assert summary["steps"] == study.SMOKE["steps"] and summary["cov_mean"] > 0
     # A rerun skips every finished run (no new metrics lines, same table).
     before = (out / "sumpair" / "pid" / "metrics.jsonl").read_text()
     capsys.readouterr()
@@ -67,3 +68,21 @@ def test_unknown_method_is_reported(tmp_path):
     study = _load_study()
     with pytest.raises(KeyError, match="open-loop"):
         study.main(["--smoke", "--methods", "magic", "--out_dir", str(tmp_path)])
+
+
+def test_help_gives_every_flag_a_description_and_default(capsys):
+    study = _load_study()
+    with pytest.raises(SystemExit):
+        study.parse_args(["--help"])
+    flat = "".join(capsys.readouterr().out.split())  # argparse wraps lines (also at hyphens)
+    for f in dataclasses.fields(study.Args):
+        help_text = f"{f.metadata['doc']} (default: {f.default})"
+        assert "".join(help_text.split()) in flat, f.name
+    assert f"under{study.SMOKE_BUDGET_S}s" in flat
+
+
+def test_args_are_validated():
+    study = _load_study()
+    with pytest.raises(ValueError, match=r"Args.steps = 0 is out of range; valid: finite >= 1"):
+        study.parse_args(["--steps", "0"])
+    assert study.parse_args(["--smoke", "false"]).smoke is False

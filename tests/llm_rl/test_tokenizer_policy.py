@@ -61,5 +61,6 @@ def test_policy_vocab_mismatch_is_reported(tmp_path):
 
 
 def test_unknown_arch():
-    with pytest.raises(ValueError, match="gpt2, llama"):
+    with pytest.raises(ValueError, match=r"policy.arch = 'mamba' is out of range; valid: one of "
+                                         "'gpt2', 'llama'"):
         build_policy(PolicySpec(arch="mamba"), CharTokenizer())
