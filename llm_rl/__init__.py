@@ -6,7 +6,3 @@ tasks, ``sft`` noisy-teacher warm start, ``rollout`` KV-cached sampling, ``entro
 sensor, ``losses`` the loss registry, ``entropy_control`` controllers of the actuators,
 ``trainer`` the GRPO loop, ``cli`` the ``ctrlbench llm`` entry point (``llm_rl.cli:main``).
 """
-
-# ``ctrlbench`` runs the plugin hooks (``controllers.register`` among them) on import; importing
-# ``controllers`` before ``ctrlbench`` hits a circular import in the core, so make ctrlbench first.
-import ctrlbench  # noqa: F401

@@ -9,10 +9,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 
-# ctrlbench runs its plugin hooks on import; a test module importing ``controllers`` first would
-# hit the core's circular import (controllers -> ctrlbench -> controllers.register).
-import ctrlbench  # noqa: F401
-
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
