@@ -21,7 +21,8 @@ class SFTConfig(Options):
     """Supervised warm start on a noisy teacher (so groups of 8 carry signal)."""
 
     label: ClassVar[str] = "sft"
-    steps: int = option(200, "Optimizer steps.", ge=0)
+    steps: int = option(
+        300, "Optimizer steps (300: the warm start the PID defaults were tuned on).", ge=0)
     batch: int = option(64, "Sequences per step.", ge=1)
     lr: float = option(3e-3, "AdamW learning rate.", gt=0)
     teacher_noise: float = option(0.3, "Probability the teacher gives a near miss instead of a "

@@ -9,7 +9,7 @@ import pytest
 import ctrlbench
 from ctrlbench import check, registry
 
-PACKAGES = ("ctrlbench", "plants", "controllers")
+PACKAGES = ("ctrlbench", "plants", "controllers", "llm_rl")
 
 
 def _modules():

@@ -40,8 +40,6 @@ def test_readme_pid_command_short(sft_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 0.306 on CPU (seed 0) with the tuned PI "
-                   "defaults, above the README's 0.25: the README claim needs updating")
 def test_readme_pid_command_full(sft_dir, tmp_path):
     """The README command as written (150 steps, ~40 s on one CPU thread)."""
     out = tmp_path / "pid"
