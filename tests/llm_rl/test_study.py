@@ -23,6 +23,7 @@ def _load_study():
     return module
 
 
+@pytest.mark.slow  # ~45 s: `make test-all` runs it (the default suite stays under 2 min)
 def test_smoke_runs_writes_records_and_resumes(tmp_path, capsys):
     study = _load_study()
     out = tmp_path / "study"
