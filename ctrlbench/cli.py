@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ctrlbench.options import parse_value
+
 __all__ = ["main", "parse_sets"]
 
 
@@ -21,12 +23,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console(stderr=False, highlight=False)
-
-
-def _parse_value(text: str) -> Any:
-    from ctrlbench.options import parse_value
-
-    return parse_value(text)
 
 
 def parse_sets(
@@ -45,7 +41,7 @@ def parse_sets(
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {item!r}")
         scope, dot, name = key.partition(".")
-        value = _parse_value(raw)
+        value = parse_value(raw)
         if dot and scope in ("plant", "controller"):
             target, valid = (plant, plant_keys) if scope == "plant" else (ctrl, controller_keys)
             if valid is not None and name not in valid:

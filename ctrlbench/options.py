@@ -4,7 +4,8 @@ Every registered kind (plant controllers, PID designs, losses, entropy controlle
 settings as a subclass of :class:`Options`. A field is declared with :func:`option`, which records
 its doc and range; ``__post_init__`` checks each value's type (from the annotation) and range and
 raises ``ValueError`` naming ``<Class>.<field>``, the value and what is allowed. The same field
-metadata generates ``--set`` parsing, study TOML validation and CLI flags (:func:`add_flags`),
+metadata drives ``--set`` parsing, study TOML validation and the generated CLI flags (with
+:func:`parse_value` / :func:`parse_bool`),
 so no hand-written "which options does it use" table exists anywhere.
 
 >>> from dataclasses import dataclass
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-__all__ = ["OptionError", "Options", "add_flags", "describe", "option", "parse_value"]
+__all__ = ["OptionError", "Options", "describe", "option", "parse_bool", "parse_value"]
 
 OptT = TypeVar("OptT", bound="Options")
 _MISSING = dataclasses.MISSING
@@ -258,17 +259,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type[Options], prefix: str = "",
-              seen: set[str] | None = None, owner: str = "") -> None:
-    """Add ``--<prefix><field>`` for each field of ``cls`` (value parsed by :func:`parse_value`,
-    default ``None`` = not given). Fields already in ``seen`` are skipped (shared names)."""
-    for name, tp, default, doc in describe(cls):
-        flag = prefix + name
-        if seen is not None:
-            if flag in seen:
-                continue
-            seen.add(flag)
-        where = f" [{owner}]" if owner else ""
-        parser.add_argument(f"--{flag}", dest=flag, type=parse_value, default=None,
-                            metavar=tp.upper().replace(" ", ""),
-                            help=f"{doc} (default: {default}){where}")
+def parse_bool(text: str) -> bool:
+    """A command-line boolean: ``1/true/yes/on`` or ``0/false/no/off`` in any case."""
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")

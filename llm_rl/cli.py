@@ -35,23 +35,15 @@ def _registry(section: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
-
 
 def _converter(tp: Any) -> Callable[[str], Any]:
     """Text -> value for a field of type ``tp``; the config itself checks type and range."""
-    from ctrlbench.options import parse_value
+    from ctrlbench.options import parse_bool, parse_value
 
     if tp is str:
         return str
     if tp is bool:
-        return _bool
+        return parse_bool
     return parse_value
 
 

@@ -53,7 +53,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from ctrlbench.io import atomic_write_bytes
-from ctrlbench.options import Options, option
+from ctrlbench.options import Options, option, parse_bool
 from llm_rl.config import SFTConfig, TrainConfig, config_hash
 from llm_rl.entropy_control import ControlConfig, PIDOptions
 from llm_rl.losses import LossConfig
@@ -100,14 +100,6 @@ class Args(Options):
     threads: int = option(1, "torch CPU threads.", ge=1)
 
 
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
-
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags generated from :class:`Args`, help = doc and default (booleans take true/false,
@@ -118,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
         tp = hints[f.name]
         text = f"{f.metadata['doc']} (default: {f.default})".replace("%", "%%")
         if tp is bool:
-            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=_bool, default=None,
+            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=parse_bool, default=None,
                                 help=text)
         else:
             parser.add_argument(f"--{f.name}", type=tp, default=None, help=text)
