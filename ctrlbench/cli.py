@@ -295,17 +295,34 @@ def _plugin_commands() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ctrlbench`` command; returns the exit status."""
+    """Entry point of the ``ctrlbench`` command; returns the exit status.
+
+    Bad input exits 2 with a one-line message; SIGINT / SIGTERM exit 130 / 143 with a message
+    (work finished so far is kept: studies and ``llm train`` resume from it).
+    """
+    from ctrlbench.interrupt import exit_status, handle_signals
+    from ctrlbench.runfolder import RunFolderError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     plugins = _plugin_commands()
-    if argv and argv[0] in plugins:
-        return int(plugins[argv[0]].load()(argv[1:]))
-    args = _parser().parse_args(argv)
+    command = argv[0] if argv else "?"
     try:
-        return _COMMANDS[args.command](args)
-    except (KeyError, TypeError, ValueError, FileNotFoundError) as exc:
+        with handle_signals():
+            if argv and argv[0] in plugins:
+                return int(plugins[argv[0]].load()(argv[1:]))
+            args = _parser().parse_args(argv)
+            return _COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:
+        status = exit_status(exc)
+        print(f"\nctrlbench {command}: interrupted ({'SIGTERM' if status == 143 else 'SIGINT'}); "
+              f"finished work is kept, rerun the same command to resume", file=sys.stderr)
+        return status
+    except (KeyError, TypeError, ValueError, FileNotFoundError, RunFolderError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"ctrlbench {args.command}: error: {msg}", file=sys.stderr)
+        print(f"ctrlbench {command}: error: {msg}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:
+        print(f"ctrlbench {command}: error: permission denied: {exc.filename}", file=sys.stderr)
         return 2
 
 

@@ -11,3 +11,17 @@ try:  # torch is optional for the core tests
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover
     pass
+
+# Property-based fuzzing: a fast profile by default, a deeper one with
+# ``CTRLBENCH_FUZZ=slow`` (or ``pytest --hypothesis-profile=slow``).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "default", max_examples=25, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "slow", max_examples=400, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("CTRLBENCH_FUZZ", "default"))

@@ -1,0 +1,91 @@
+"""Clean interruption: SIGINT and SIGTERM end a command with a message, partial work kept, and the
+conventional exit status (130 / 143), never a traceback.
+
+Inside :func:`handle_signals` both signals raise :class:`Interrupted` (a ``KeyboardInterrupt``, so
+code that already cleans up on Ctrl-C cleans up on SIGTERM too) and set a pending flag. Some
+solvers swallow exceptions raised inside their callbacks (scipy's ``ode``, used by
+gym-electric-motor); loops therefore call :func:`raise_if_interrupted` between steps, which
+re-raises a signal that was swallowed.
+
+Typical use in a command::
+
+    with handle_signals():
+        for k in range(steps):
+            raise_if_interrupted()
+            ...
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = [
+    "Interrupted",
+    "exit_status",
+    "handle_signals",
+    "pending_signal",
+    "raise_if_interrupted",
+]
+
+_pending: int | None = None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread when SIGINT or SIGTERM arrives inside :func:`handle_signals`."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+def exit_status(exc: BaseException) -> int:
+    """The shell convention ``128 + signal``: 130 for SIGINT (or a plain ``KeyboardInterrupt``),
+    143 for SIGTERM."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    return 128 + int(signum)
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    global _pending
+    _pending = signum
+    raise Interrupted(signum)
+
+
+def pending_signal() -> int | None:
+    """The signal received inside :func:`handle_signals` and not yet re-raised, if any."""
+    return _pending
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` if a signal arrived and was swallowed by the code it hit."""
+    global _pending
+    if _pending is not None:
+        signum, _pending = _pending, None
+        raise Interrupted(signum)
+
+
+@contextmanager
+def handle_signals() -> Iterator[None]:
+    """Route SIGINT and SIGTERM to :class:`Interrupted` for the duration of the block.
+
+    Outside the main thread (where Python cannot install handlers) this is a no-op. The previous
+    handlers are restored on exit.
+    """
+    global _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    _pending = None
+    for s in old:
+        signal.signal(s, _handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _pending = None
