@@ -12,9 +12,56 @@ from numpy.typing import NDArray
 from ctrlbench.model import PlantModel
 from ctrlbench.signals import SignalSpec, names_of
 
-__all__ = ["Plant", "plant_dt", "signals_of"]
+__all__ = ["ActionError", "EpisodeEndedError", "Plant", "as_real_action", "plant_dt", "signals_of"]
 
 Obs = NDArray[np.float64]
+
+_REAL_KINDS = "fiu"
+
+
+class ActionError(TypeError, ValueError):
+    """An action that is not a finite real array of the declared shape within the bounds."""
+
+
+class EpisodeEndedError(RuntimeError):
+    """``step()`` was called after the episode ended, without ``reset()``."""
+
+
+def as_real_action(action: Any, shape: tuple[int, ...], names: Sequence[str]) -> NDArray[Any]:
+    """``action`` as a real numeric array, or :class:`ActionError` saying what it is instead.
+
+    Accepts numpy arrays of integer or float dtype and (nested) lists/tuples of ints and floats;
+    rejects strings, booleans, complex numbers, ``None`` and objects. The shape is not checked
+    here.
+    """
+    if type(action) is np.ndarray and action.dtype.kind in _REAL_KINDS:
+        return action
+    want = f"a real array of shape {shape} ({', '.join(names)})"
+    if isinstance(action, str | bytes):
+        raise ActionError(f"action must be {want}, got the string {action!r}")
+    if isinstance(action, bool | np.bool_):
+        raise ActionError(f"action must be {want}, got the boolean {action!r}")
+    if isinstance(action, list | tuple):
+        try:
+            items = np.asarray(action, dtype=object).ravel()
+        except ValueError:
+            raise ActionError(f"action must be {want}, got the ragged {action!r}") from None
+        bad = [x for x in items if isinstance(x, bool | np.bool_ | str | bytes | complex)
+               or x is None]
+        if bad:
+            raise ActionError(f"action must be {want}, got {action!r} (bad entries: {bad})")
+    try:
+        arr = np.asarray(action)
+    except (TypeError, ValueError):
+        raise ActionError(f"action must be {want}, got {action!r}") from None
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise ActionError(f"action must be {want}, got a boolean array {arr.tolist()}")
+    if kind == "c":
+        raise ActionError(f"action must be {want}, got complex values {arr.tolist()}")
+    if kind not in _REAL_KINDS:
+        raise ActionError(f"action must be {want}, got {action!r} (dtype {arr.dtype})")
+    return arr
 
 
 class Plant(gym.Env[Obs, NDArray[np.float64]]):
@@ -47,6 +94,9 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
     #: Options this plant recommends per controller name, e.g. ``{"lqr": {"reference_tau": 0.3}}``;
     #: :func:`ctrlbench.make_controller` applies them unless the caller overrides them.
     controller_defaults: dict[str, dict[str, Any]] = {}  # noqa: RUF012
+    #: Whether :meth:`step` accepts a batch of one (shape ``(1, *action_shape)``) as an action.
+    accepts_batch_of_one: bool = False
+    _ended: str | None = None
 
     def set_signals(self, observation_signals: Sequence[SignalSpec],
                     action_signals: Sequence[SignalSpec], *, observation_margin: float = 1.0
@@ -85,9 +135,36 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
         """
         raise NotImplementedError(f"{type(self).__name__} provides no model()")
 
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Obs, dict[str, Any]]:
+        """Seed ``np_random`` (subclasses call ``super().reset(seed=seed)`` first) and start a
+        new episode."""
+        super().reset(seed=seed, options=options)
+        self._ended = None
+        return None  # type: ignore[return-value]  # subclasses return the observation
+
     def step(self, action: Any) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Validate ``action`` and advance one control period."""
-        return self._step(self.validate_action(action))
+        """Validate ``action`` and advance one control period.
+
+        Raises
+        ------
+        ActionError
+            ``action`` is not a finite real array of the declared shape within the bounds.
+        EpisodeEndedError
+            The episode terminated and :meth:`reset` has not been called since.
+        """
+        if self._ended is not None:
+            self._raise_ended()
+        out = self._step(self.validate_action(action))
+        if out[2]:
+            self._ended = "terminated"
+        return out
+
+    def _raise_ended(self) -> None:
+        raise EpisodeEndedError(
+            f"{type(self).__name__}: the episode has {self._ended}; call reset() before step()"
+        )
 
     def _step(
         self, action: NDArray[np.float64]
@@ -95,17 +172,22 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
         raise NotImplementedError
 
     def validate_action(self, action: Any) -> NDArray[np.float64]:
-        """Return ``action`` as a float array, or raise ``ValueError`` naming what is wrong.
+        """Return ``action`` as a float array, or raise :class:`ActionError` naming what is wrong
+        (not real numbers, wrong shape, non-finite, out of range).
 
         One vectorised comparison on the hot path (NaN fails it too); the detailed diagnosis
         only runs for a bad action.
         """
-        a = np.asarray(action, dtype=np.float64)
         space = self.action_space
         cache = self.__dict__.get("_action_bounds")
         if cache is None or cache[0] is not space:
             cache = self._cache_bounds()
         _, low, high, lo_tol, hi_tol = cache
+        if type(action) is np.ndarray and action.dtype.kind in _REAL_KINDS:
+            a = action.astype(np.float64, copy=False)
+        else:
+            a = as_real_action(action, low.shape, names_of(self.action_signals)).astype(
+                np.float64, copy=False)
         if a.shape == low.shape and (a >= lo_tol).all() and (a <= hi_tol).all():
             return np.minimum(np.maximum(a, low), high)
         return self._diagnose(a, low, high, lo_tol, hi_tol)
@@ -125,19 +207,24 @@ class Plant(gym.Env[Obs, NDArray[np.float64]]):
                   hi_tol: NDArray[np.float64]) -> NDArray[np.float64]:
         names = names_of(self.action_signals)
         if a.shape != low.shape:
-            if a.size != low.size:
-                raise ValueError(f"action has shape {a.shape}, expected {low.shape} ({names})")
+            if not (self.accepts_batch_of_one and a.shape == (1, *low.shape)):
+                batch = " (this plant takes no batch of one)" if a.shape == (1, *low.shape) else ""
+                raise ActionError(
+                    f"action has shape {a.shape}, expected {low.shape} ({', '.join(names)})"
+                    f"{batch}")
             a = a.reshape(low.shape)
+            if (a >= lo_tol).all() and (a <= hi_tol).all():
+                return np.minimum(np.maximum(a, low), high)
         if not np.all(np.isfinite(a)):
             bad = [n for n, v in zip(names, a.ravel()) if not np.isfinite(v)]
-            raise ValueError(f"non-finite action {a.tolist()} (bad entries: {bad})")
+            raise ActionError(f"non-finite action {a.tolist()} (bad entries: {bad})")
         if np.any(a < lo_tol) or np.any(a > hi_tol):
             bad = [
                 f"{n}={v:g} not in [{lo:g}, {hi:g}]"
                 for n, v, lo, hi in zip(names, a.ravel(), low.ravel(), high.ravel())
                 if v < lo or v > hi
             ]
-            raise ValueError(f"action out of range: {', '.join(bad)}")
+            raise ActionError(f"action out of range: {', '.join(bad)}")
         return np.minimum(np.maximum(a, low), high)
 
 

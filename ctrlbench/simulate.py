@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from ctrlbench.controller import Controller
+from ctrlbench.interrupt import raise_if_interrupted
 from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.trajectory import Trajectory
 
@@ -67,6 +68,7 @@ def simulate(
     episode_start = np.ones((1,), dtype=bool)
     k = 0
     while k < limit:
+        raise_if_interrupted()  # a signal a solver callback swallowed (scipy's ode) ends it here
         action, state = controller.predict(
             obs, state=state, episode_start=episode_start, deterministic=True
         )

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctrlbench.model import PlantModel
-from ctrlbench.plant import plant_dt, signals_of
+from ctrlbench.plant import EpisodeEndedError, plant_dt, signals_of
 from ctrlbench.signals import SignalSpec, index_of
 
 __all__ = ["ActuatorDelay", "MeasurementNoise", "PlantView", "ReferenceInObs", "RescaleAction"]
@@ -34,7 +34,31 @@ class PlantView(gym.Wrapper[Any, Any, Any, Any]):
 
     ``make_plant(...).observation_signals`` and ``.dt`` work although gymnasium's ``TimeLimit``
     and ``OrderEnforcing`` sit in between; it changes no observation, action or reward.
+
+    It also makes every plant behave alike at the end of an episode: once a step returns
+    ``terminated`` or ``truncated`` (including the time limit), the next ``step`` raises
+    :class:`~ctrlbench.plant.EpisodeEndedError` until ``reset``.
     """
+
+    _ended: str | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the plant and start a new episode."""
+        self._ended = None
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> StepResult:
+        """Step the plant; refuses to step an episode that has ended."""
+        if self._ended is not None:
+            name = getattr(self.env.spec, "id", None) or type(self.env.unwrapped).__name__
+            raise EpisodeEndedError(
+                f"{name}: the episode was {self._ended}; call reset() before step()")
+        out = self.env.step(action)
+        if out[2] or out[3]:
+            self._ended = "terminated" if out[2] else "truncated"
+        return out
 
     @property
     def dt(self) -> float:
@@ -104,6 +128,8 @@ class ReferenceInObs(gym.ObservationWrapper[Obs, Any, Any]):
         self.observation_signals = tuple(obs_signals) + refs
         self._reference = reference
         self._n = len(tracks)
+        self._ref_low = np.array([s.low for s in refs])
+        self._ref_high = np.array([s.high for s in refs])
         self._dt = plant_dt(env)
         self._k = 0
         space = env.observation_space
@@ -125,8 +151,18 @@ class ReferenceInObs(gym.ObservationWrapper[Obs, Any, Any]):
         return super().step(action)
 
     def observation(self, observation: Any) -> Obs:
-        """Observation with the references appended."""
-        ref = np.asarray(self._reference(self._k * self._dt), dtype=np.float64).reshape(self._n)
+        """Observation with the references appended.
+
+        Raises ``ValueError`` when the reference leaves its signal's bounds or is not finite.
+        """
+        t = self._k * self._dt
+        ref = np.asarray(self._reference(t), dtype=np.float64).reshape(self._n)
+        if not ((ref >= self._ref_low).all() and (ref <= self._ref_high).all()):
+            bad = [f"{s.name}={v:g} not in [{s.low:g}, {s.high:g}]"
+                   for s, v in zip(self.observation_signals[-self._n:], ref)
+                   if not s.low <= v <= s.high]
+            raise ValueError(f"reference at t = {t:g} outside its signal's bounds: "
+                             f"{', '.join(bad)}")
         return np.concatenate([np.asarray(observation, dtype=np.float64).ravel(), ref])
 
 

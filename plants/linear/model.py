@@ -22,9 +22,9 @@ class MassSpringDamperOptions(Options):
     label = "plant 'MassSpringDamper-v0'"
     dt: float = option(0.01, "control period [s]", gt=0, le=1.0)
     ref_range: float = option(1.0, "half-width of the random step reference [m]", ge=0, le=5.0)
-    m: float = option(1.0, "mass [kg]", gt=0)
-    c: float = option(0.5, "viscous damping [N s/m]", ge=0)
-    k: float = option(2.0, "spring stiffness [N/m]", ge=0)
+    m: float = option(1.0, "mass [kg]", ge=1e-3, le=1e3)
+    c: float = option(0.5, "viscous damping [N s/m]", ge=0, le=1e4)
+    k: float = option(2.0, "spring stiffness [N/m]", ge=0, le=1e4)
 
 
 STATES = (

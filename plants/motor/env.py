@@ -124,15 +124,19 @@ class _GemPlant(Plant):
 
     def step(self, action: Any) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
         """Validate ``action`` (as :meth:`Plant.validate_action`) and advance one period."""
-        if type(action) is np.ndarray and action.shape == self._a_shape:
+        if (type(action) is np.ndarray and action.shape == self._a_shape
+                and action.dtype.kind == "f" and self._ended is None):
             values = []
             for v, (lo, hi, lo_tol, hi_tol) in zip(action.tolist(), self._bounds):
                 if not lo_tol <= v <= hi_tol:  # also false for NaN
                     break
                 values.append(lo if v < lo else hi if v > hi else v)
             else:
-                return self._step_values(values)
-        return self._step(self.validate_action(action))  # raises for a bad action
+                out = self._step_values(values)
+                if out[2]:
+                    self._ended = "terminated"
+                return out
+        return super().step(action)  # raises for a bad action or an ended episode
 
     def _step(
         self, action: NDArray[np.float64]

@@ -6,10 +6,11 @@ armature current 210 A; PMSM current vector 400 A and speed 418.9 rad/s (4000 rp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ctrlbench.options import Options, option
+from ctrlbench.options import OptionError, Options, option
 
 __all__ = ["DCSpeedOptions", "PMSMCurrentOptions"]
 
@@ -47,3 +48,13 @@ class PMSMCurrentOptions(Options):
     step_time: float = option(1e-3, "time of the step [s] (reference='step')", ge=0, le=1.0)
     omega: float = option(100.0, "mechanical speed held by the load [rad/s]",
                           ge=-PMSM_OMEGA_MAX, le=PMSM_OMEGA_MAX)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        norm = math.hypot(self.i_sd_step, self.i_sq_step)
+        if norm > PMSM_I_MAX:
+            raise OptionError(
+                f"{self._where()}: the step current vector (i_sd_step, i_sq_step) = "
+                f"({self.i_sd_step:g}, {self.i_sq_step:g}) A has magnitude {norm:.4g} A; valid: "
+                f"<= {PMSM_I_MAX:g} A (GEM's current limit)"
+            )
