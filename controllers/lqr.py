@@ -161,15 +161,17 @@ class LQRIntegral(FeedbackController):
 class LQROptions(Options):
     """Weights of the LQR design (Bryson-scaled by each signal's bound)."""
 
-    q_state: float = option(100.0, "weight on state deviation", ge=0)
-    q_integral: float = option(1.0, "weight on the integral of the tracking error", ge=0)
-    r_input: float = option(1.0, "weight on the input", gt=0)
+    q_state: float = option(100.0, "weight on state deviation", ge=0, le=1e8)
+    q_integral: float = option(1.0, "weight on the integral of the tracking error", ge=0, le=1e8)
+    r_input: float = option(1.0, "weight on the input", ge=1e-8, le=1e8)
     t_integral: float | None = option(
-        None, "time scale of the integral action [s]; None = 10 dt", gt=0)
+        None, "time scale of the integral action [s]; None = 10 dt", ge=1e-6, le=1e3)
     state_weights: tuple[float, ...] | None = option(
-        None, "per-state multipliers of q_state in model state order; None = all ones", ge=0)
+        None, "per-state multipliers of q_state in model state order; None = all ones", ge=0,
+        le=1e8)
     reference_tau: float = option(
-        0.0, "set-point prefilter time constant [s]; 0 disables it (DCSpeed recommends 0.3)", ge=0)
+        0.0, "set-point prefilter time constant [s]; 0 disables it (DCSpeed recommends 0.3)", ge=0,
+        le=1e3)
 
 
 def make_lqr(plant: Any, options: LQROptions) -> LQRIntegral:

@@ -43,7 +43,8 @@ class PMSMCurrentPIOptions(Options):
     """Design settings of the PMSM dq current PI (technical optimum)."""
 
     t_sigma: float | None = option(
-        None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0)
+        None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0,
+        le=1.0)
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,12 @@ class DCSpeedPIOptions(Options):
     """Design settings of the DC motor's cascaded speed/current PI."""
 
     t_sigma: float | None = option(
-        None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0)
-    a: float = option(4.0, "symmetrical-optimum parameter of the speed loop (> 1)", gt=1)
+        None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0,
+        le=1.0)
+    a: float = option(4.0, "symmetrical-optimum parameter of the speed loop (> 1)", gt=1, le=100)
     current_limit: float | None = option(
-        None, "current-reference limit of the speed loop [A]; None = 90 % of the model's", gt=0)
+        None, "current-reference limit of the speed loop [A]; None = 90 % of the model's", gt=0,
+        le=1e4)
     prefilter: bool = option(True, "first-order set-point prefilter on the speed loop")
 
 

@@ -24,8 +24,8 @@ __all__ = ["SISOPID", "MassSpringDamperPIDOptions", "design_mass_spring_damper"]
 class MassSpringDamperPIDOptions(Options):
     """Design settings of the mass-spring-damper pole-placement PID."""
 
-    bandwidth: float = option(4.0, "closed-loop bandwidth: all three poles at -bandwidth [rad/s]",
-                              gt=0)
+    bandwidth: float = option(4.0, "closed-loop bandwidth: all three poles at -bandwidth [rad/s]; "
+                              "at most 1/dt (the design is continuous-time)", gt=0, le=1e3)
 
 
 class SISOPID(FeedbackController):
@@ -79,5 +79,10 @@ def design_mass_spring_damper(plant: Any, model: PlantModel,
         )
     obs, act = signals_of(plant)
     dt = plant_dt(plant)
+    if w * dt > 1.0:
+        raise ValueError(
+            f"bandwidth {w} rad/s is too fast for the control period dt = {dt} s; valid: "
+            f"<= 1/dt = {1 / dt:.4g} rad/s"
+        )
     pid = PID(kp, ki, kd, dt=dt, u_min=act[0].low, u_max=act[0].high)
     return SISOPID(dt, index_of(obs, "x"), reference_index(obs, "x"), pid, k_ff=k)

@@ -104,6 +104,10 @@ def check_plant(
             return plant_id()
         return make_plant(plant_id, **kwargs)
 
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if callable(plant_id) and kwargs:
         raise TypeError(f"options {sorted(kwargs)} need a registered plant id, not a factory")
     name = plant_id if isinstance(plant_id, str) else getattr(plant_id, "__name__", "plant")

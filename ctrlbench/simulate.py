@@ -49,6 +49,11 @@ def simulate(
         stops the episode early.
     meta:
         Extra facts stored in ``Trajectory.meta``.
+
+    Raises
+    ------
+    ValueError
+        The plant returned a non-finite observation (a diverged run is never a result).
     """
     if steps is not None and steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -86,6 +91,7 @@ def simulate(
             break
 
     n = len(actions)
+    _check_finite(observations, obs_signals)
     return Trajectory(
         time=np.arange(n + 1, dtype=np.float64) * dt,
         observations=np.stack(observations),
@@ -97,6 +103,20 @@ def simulate(
         truncated=bool(truncated),
         info={key: np.asarray(v, dtype=np.float64) for key, v in infos.items() if len(v) == n},
         meta={"seed": seed, "dt": dt, **(meta or {})},
+    )
+
+
+def _check_finite(observations: list[np.ndarray], signals: Sequence[Any]) -> None:
+    """Raise ``ValueError`` naming the first step and signal where the plant returned NaN/inf,
+    so a diverged run is an error, never a result."""
+    obs = np.stack(observations)
+    if np.isfinite(obs).all():
+        return
+    k, i = np.argwhere(~np.isfinite(obs))[0]
+    name = signals[i].name if i < len(signals) else f"obs_{i}"
+    raise ValueError(
+        f"the plant returned a non-finite observation at step {k}: {name} = {obs[k, i]}; "
+        f"the simulation diverged (check the plant options and controller gains)"
     )
 
 
