@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
+    "CorruptFileError",
     "FolderBusyError",
     "RunFolderError",
     "claim_folder",
@@ -35,6 +36,16 @@ QUARANTINE = "quarantine"
 
 class RunFolderError(ValueError):
     """The folder cannot be used as asked (holds another run, not writable, is a file)."""
+
+
+class CorruptFileError(ValueError):
+    """A result file (record, trajectory, checkpoint) that cannot be read back; the message
+    names the file and what is wrong with it."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{str(path)!r} is corrupt or not ours: {problem}")
 
 
 class FolderBusyError(RunFolderError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,11 +174,43 @@ class Trajectory:
 
     @classmethod
     def load(cls, path: str | Path) -> Trajectory:
-        """Read a trajectory written by :meth:`save`."""
+        """Read a trajectory written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            Either file is missing.
+        ctrlbench.runfolder.CorruptFileError
+            A file is truncated, not ours, or inconsistent (a ``ValueError`` naming the file).
+        """
+        from ctrlbench.runfolder import CorruptFileError
+
         base = Path(path).with_suffix("")
-        side = json.loads(base.with_suffix(".json").read_text())
-        with np.load(base.with_suffix(".npz"), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        current = base.with_suffix(".json")
+        try:
+            side = json.loads(current.read_text())
+            if not isinstance(side, dict) or "observation_signals" not in side:
+                raise ValueError("not a trajectory sidecar (a JSON object with the signals)")
+            current = base.with_suffix(".npz")
+            with np.load(current, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            return cls._from_parts(side, arrays)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
+                zipfile.BadZipFile) as exc:
+            raise CorruptFileError(current, f"{type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def _from_parts(cls, side: Any, arrays: dict[str, Any]) -> Trajectory:
+        n = len(arrays["time"])
+        obs, act = arrays["observations"], arrays["actions"]
+        n_obs, n_act = len(side["observation_signals"]), len(side["action_signals"])
+        if obs.shape != (n, n_obs) or act.shape != (max(n - 1, 0), n_act):
+            raise ValueError(
+                f"array shapes observations {obs.shape}, actions {act.shape} do not match "
+                f"{n} time points and {n_obs}/{n_act} signals"
+            )
         return cls(
             time=arrays.pop("time"),
             observations=arrays.pop("observations"),

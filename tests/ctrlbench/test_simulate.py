@@ -70,3 +70,24 @@ def test_to_pandas_and_plot(traj):
 def test_unknown_signal_lists_valid_names(traj):
     with pytest.raises(KeyError, match=r"valid signals: \['x', 'v', 'x_ref', 'F'\]"):
         traj.signal("y")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage", "sidecar-list"])
+def test_corrupt_trajectory_files_raise_naming_the_file(tmp_path, damage):
+    from ctrlbench.registry import make_controller, make_plant
+    from ctrlbench.runfolder import CorruptFileError
+    from ctrlbench.simulate import simulate
+
+    env = make_plant("ctrlbench/MassSpringDamper-v0")
+    path = simulate(env, make_controller("pid", env), steps=5, seed=0).save(tmp_path / "t")
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(b"\x00PK" * 100)
+    else:
+        path.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(CorruptFileError, match=r"t\.(npz|json)' is corrupt"):
+        Trajectory.load(path)
