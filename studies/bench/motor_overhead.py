@@ -4,6 +4,8 @@ For each plant, side by side in one process: ``ctrlbench.registry.make_plant(...
 ctrlbench plant behind gymnasium's ``OrderEnforcing``) against ``gem.make(GEM_ID,
 visualization=())`` (the identical GEM configuration the plant wraps, also behind
 ``OrderEnforcing``) and, for reference, plain ``gem.make(GEM_ID)`` (adds GEM's dashboard callback).
+For the PMSM, whose plant takes dq voltages, also GEM's own route to a dq action: the same env
+with GEM's ``DqToAbcActionProcessor``.
 Each env is stepped in blocks of ``block`` steps with the same fixed action sequence (small
 sinusoids that keep the motor inside its limits; the PMSM anchors get the phase duty cycles the
 plant would send), alternating env by env, after ``warmup`` blocks; the script reports the median
@@ -80,7 +82,7 @@ def _dq_to_duty(d: float, q: float, eps: float, u_scale: float, u_sup: float) ->
 
 
 def _cases(n: int) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-    """(plant id, GEM id, plant actions, GEM actions): ``n`` steps from reset, no resets."""
+    """(plant id, GEM id, plant actions, GEM abc actions): ``n`` steps from reset, no resets."""
     k = np.arange(n)
     duty = (0.02 * np.sin(2 * np.pi * k / 200.0))[:, None]
     # 0.099 on q balances the back-EMF at 100 rad/s: currents stay far from the limits
@@ -120,6 +122,12 @@ def bench(args: Args) -> list[dict[str, Any]]:
             "gem (same config)": (gem.make(gem_id, visualization=()), gem_a),
             "gem.make default": (gem.make(gem_id), gem_a),
         }
+        if "PMSM" in gem_id:  # GEM's own dq-action route, normalised to u_sup / 2
+            from gym_electric_motor.physical_system_wrappers import DqToAbcActionProcessor
+
+            dq_env = gem.make(gem_id, visualization=(),
+                              physical_system_wrappers=(DqToAbcActionProcessor.make("PMSM"),))
+            envs["gem + DqToAbcActionProcessor"] = (dq_env, ours_a * 200.0 * 2.0 / 300.0)
         counters = {name: {"resets": 0} for name in envs}
         for env, _ in envs.values():
             env.reset(seed=0)
