@@ -1,0 +1,75 @@
+"""SIGINT / SIGTERM handling (ctrlbench.interrupt)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ctrlbench.interrupt import (
+    Interrupted,
+    exit_status,
+    handle_signals,
+    pending_signal,
+    raise_if_interrupted,
+)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_raise_interrupted_with_the_shell_status(signum, status):
+    with pytest.raises(Interrupted) as exc, handle_signals():
+        os.kill(os.getpid(), signum)
+        time.sleep(1)
+    assert exc.value.signum == signum and exit_status(exc.value) == status
+    assert isinstance(exc.value, KeyboardInterrupt)
+    assert exit_status(KeyboardInterrupt()) == 130
+
+
+def test_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with handle_signals():
+        pass
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_swallowed_signal_is_raised_at_the_next_check():
+    with handle_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass  # what a solver callback does
+        assert pending_signal() == signal.SIGTERM
+        with pytest.raises(Interrupted) as exc:
+            raise_if_interrupted()
+        assert exc.value.signum == signal.SIGTERM
+        raise_if_interrupted()  # consumed
+
+
+def _wait_for_handler(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Wait until process ``pid`` catches ``signum`` (its handler is installed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as fh:
+            caught = next(int(ln.split()[1], 16) for ln in fh if ln.startswith("SigCgt"))
+        if caught & (1 << (signum - 1)):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"process {pid} never installed a handler for signal {signum}")
+
+
+def test_sigterm_ends_a_cli_run_with_143_and_a_message(tmp_path):
+    cmd = [sys.executable, "-m", "ctrlbench.cli", "run", "ctrlbench/PMSMCurrent-v0", "pid",
+           "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _wait_for_handler(proc.pid, signal.SIGTERM)
+    time.sleep(0.5)  # inside the 10,000-step GEM episode (~1 s)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
