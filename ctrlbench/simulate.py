@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from ctrlbench.controller import Controller
-from ctrlbench.interrupt import raise_if_interrupted
+from ctrlbench.interrupt import pending_signal, raise_if_interrupted
 from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.trajectory import Trajectory
 
@@ -72,24 +72,31 @@ def simulate(
     state: Any = None
     episode_start = np.ones((1,), dtype=bool)
     k = 0
-    while k < limit:
-        raise_if_interrupted()  # a signal a solver callback swallowed (scipy's ode) ends it here
-        action, state = controller.predict(
-            obs, state=state, episode_start=episode_start, deterministic=True
-        )
-        episode_start = np.zeros((1,), dtype=bool)
-        obs, reward, terminated, truncated, info = plant.step(action)
-        a = np.asarray(action, dtype=np.float64).ravel()
-        actions.append(a)
-        observations.append(np.asarray(obs, dtype=np.float64).ravel())
-        rewards.append(float(reward))
-        _collect_numeric(infos, info, k)
-        # every callback sees every step, even when an earlier one asks to stop
-        stop = any([bool(cb(k, observations[-1], a, float(reward), info)) for cb in callbacks])
-        k += 1
-        if terminated or truncated or stop:
-            break
-
+    try:
+        while k < limit:
+            raise_if_interrupted()  # a Ctrl-C a solver callback swallowed (scipy's ode)
+            action, state = controller.predict(
+                obs, state=state, episode_start=episode_start, deterministic=True
+            )
+            episode_start = np.zeros((1,), dtype=bool)
+            obs, reward, terminated, truncated, info = plant.step(action)
+            a = np.asarray(action, dtype=np.float64).ravel()
+            actions.append(a)
+            observations.append(np.asarray(obs, dtype=np.float64).ravel())
+            rewards.append(float(reward))
+            _collect_numeric(infos, info, k)
+            # every callback sees every step, even when an earlier one asks to stop
+            stop = any([bool(cb(k, observations[-1], a, float(reward), info)) for cb in callbacks])
+            k += 1
+            if terminated or truncated or stop:
+                break
+    except Exception:
+        # a solver that swallowed Ctrl-C may fail on the next call: report the interrupt, not
+        # a false failure of the run
+        if pending_signal() is not None:
+            raise_if_interrupted()
+        raise
+    raise_if_interrupted()
     n = len(actions)
     _check_finite(observations, obs_signals)
     return Trajectory(
