@@ -32,7 +32,7 @@ import numpy as np
 from controllers.pid import PID, PIDState
 from ctrlbench.options import OptionError, Options, option
 from ctrlbench.registry import Registry
-from llm_rl.validation import check_field, resolve_options
+from llm_rl.validation import MIN_TEMPERATURE, check_field, resolve_options
 
 __all__ = [
     "ACTUATORS",
@@ -107,8 +107,8 @@ class AEPOOptions(Options):
     """Options of the ``aepo`` controller (actuator ``temperature`` only)."""
 
     label: ClassVar[str] = "control"
-    t_low: float = option(0.8, "AEPO temperature above the target.", gt=0)
-    t_high: float = option(1.2, "AEPO temperature at or below the target.", gt=0)
+    t_low: float = option(0.8, "AEPO temperature above the target.", ge=MIN_TEMPERATURE)
+    t_high: float = option(1.2, "AEPO temperature at or below the target.", ge=MIN_TEMPERATURE)
     aepo_fraction: float = option(0.25, "AEPO: fraction of the step's prompts regenerated.",
                                   gt=0, le=1)
     aepo_max_splice: int = option(60, "AEPO: most samples spliced in at or below the target "
@@ -140,10 +140,18 @@ class ControlConfig(Options):
         object.__setattr__(self, "options", opts)
         if self.actuator == "temperature":  # T = 0 would divide the logits by zero
             for name in ("value", "u_min"):
-                if hasattr(opts, name) and not getattr(opts, name) > 0:
+                if hasattr(opts, name) and not getattr(opts, name) >= MIN_TEMPERATURE:
                     raise OptionError(
                         f"control.{name} = {getattr(opts, name)!r} is not a valid sampling "
-                        f"temperature: actuator 'temperature' needs control.{name} > 0"
+                        f"temperature: actuator 'temperature' needs control.{name} >= "
+                        f"{MIN_TEMPERATURE:g}"
+                    )
+        if self.actuator == "clip_cov_ratio":  # a fraction of the batch's tokens
+            for name in ("value", "u_min", "u_max"):
+                if hasattr(opts, name) and not 0 <= getattr(opts, name) <= 1:
+                    raise OptionError(
+                        f"control.{name} = {getattr(opts, name)!r} is not a Clip-Cov ratio: "
+                        f"actuator 'clip_cov_ratio' needs 0 <= control.{name} <= 1"
                     )
 
 

@@ -23,9 +23,25 @@ from ctrlbench.options import Options, option
 from llm_rl.tokenizer import CharTokenizer
 from llm_rl.validation import check_field
 
-__all__ = ["ARCHES", "PolicySpec", "build_policy", "load_policy", "save_policy"]
+__all__ = [
+    "ARCHES",
+    "MAX_PARAMS",
+    "PolicyLoadError",
+    "PolicySpec",
+    "build_policy",
+    "load_policy",
+    "save_policy",
+]
 
 ARCHES = ("gpt2", "llama")
+#: Most parameters of a policy built here (about ``12 n_layer n_embd^2``). The package trains
+#: tiny models; the cap turns a typo such as ``--policy.n_embd 1000000`` into a clear error
+#: instead of an attempt to allocate terabytes.
+MAX_PARAMS = 2_000_000_000
+
+
+class PolicyLoadError(ValueError):
+    """A saved policy folder exists but cannot be loaded (damaged or foreign files)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,18 @@ class PolicySpec(Options):
         super().__post_init__()
         check_field(self, "n_head", self.n_embd % self.n_head == 0,
                     f"an int that divides n_embd ({self.n_embd})")
+        if self.arch == "llama":  # rotary embeddings rotate pairs of dimensions
+            check_field(self, "n_head", (self.n_embd // self.n_head) % 2 == 0,
+                        f"an int that divides n_embd ({self.n_embd}) into an even head size "
+                        f"(arch llama: rotary embeddings)")
+        check_field(self, "n_embd", self.approx_params <= MAX_PARAMS,
+                    f"a policy of at most {MAX_PARAMS:.0e} parameters (n_layer {self.n_layer} x "
+                    f"n_embd {self.n_embd} gives about {self.approx_params:.1e})")
+
+    @property
+    def approx_params(self) -> int:
+        """Parameter count, approximately (blocks and position embeddings; tiny vocabulary)."""
+        return 12 * self.n_layer * self.n_embd**2 + (self.max_positions + 64) * self.n_embd
 
 
 @contextmanager
@@ -126,16 +154,24 @@ def save_policy(
 def load_policy(
     directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
 ) -> tuple[PreTrainedModel, CharTokenizer]:
-    """Load a local checkpoint and its char tokenizer; checks that their vocabularies agree."""
+    """Load a local checkpoint and its char tokenizer; checks that their vocabularies agree.
+
+    ``FileNotFoundError`` when ``directory`` holds no saved policy, :class:`PolicyLoadError`
+    when its files are damaged or do not agree.
+    """
     path = Path(directory)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} has no config.json: not a saved policy")
-    tokenizer = CharTokenizer.load(path)
-    with _quiet():
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    try:
+        tokenizer = CharTokenizer.load(path)
+        with _quiet():
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except Exception as exc:  # damaged weights/config/tokenizer raise many types
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PolicyLoadError(f"cannot load the policy in {path}: {reason}") from None
     _set_loss_type(model)
     if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(
+        raise PolicyLoadError(
             f"model vocab_size {model.config.vocab_size} != tokenizer vocab_size "
             f"{tokenizer.vocab_size} in {path}"
         )

@@ -18,6 +18,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel, StaticCache
 
 from llm_rl.entropy import entropy_and_logprob
+from llm_rl.validation import NonFiniteLossError
 
 __all__ = ["Rollout", "sample"]
 
@@ -124,7 +125,11 @@ def sample(
     alive = torch.ones(bsz, dtype=torch.bool, device=device)
     for i in range(max_new_tokens):
         probs = torch.softmax(logits.float() / temp[:, None], dim=-1)
-        tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        try:
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        except RuntimeError as exc:  # NaN/inf logits (weights blown up by a huge step size)
+            raise NonFiniteLossError(f"the policy's next-token distribution is not finite "
+                                     f"({str(exc).splitlines()[0][:80]})") from None
         ent, logp = entropy_and_logprob(logits, tok, temp, use_triton=False)
         tok = torch.where(alive, tok, torch.full_like(tok, pad_id))
         toks.append(tok)

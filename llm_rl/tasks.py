@@ -16,6 +16,7 @@ is 13 prompts (N = 4..16): its "held-out" pass@k is measured on prompts also tra
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from abc import ABC, abstractmethod
@@ -75,6 +76,22 @@ class Task(ABC):
     def max_answer_len(self) -> int:
         """Longest answer in characters (without ``<eos>``)."""
 
+    @property
+    @abstractmethod
+    def max_prompt_len(self) -> int:
+        """Longest prompt in characters (without ``<bos>``)."""
+
+    @property
+    @abstractmethod
+    def prompt_count(self) -> int:
+        """Number of distinct prompts the task can draw."""
+
+    @property
+    def max_positions(self) -> int:
+        """Positions a policy needs: ``<bos>``, the longest prompt and the sampling budget
+        (the longest answer, ``<eos>`` and one spare token)."""
+        return 1 + self.max_prompt_len + self.max_answer_len + 2
+
     def teacher(self, problem: Problem, rng: random.Random, noise: float) -> str:
         """Noisy teacher: a uniformly drawn correct answer w.p. ``1 - noise``, else a near miss."""
         if rng.random() < noise:
@@ -82,7 +99,17 @@ class Task(ABC):
         return rng.choice(self.solutions(problem))
 
     def heldout(self, n: int, seed: int = 0) -> list[Problem]:
-        """The fixed held-out set: ``n`` problems, a function of ``(n, seed)`` only."""
+        """The fixed held-out set: ``n`` problems, a function of ``(n, seed)`` only.
+
+        Raises ``ValueError`` when the task excludes held-out prompts from training and ``n``
+        would leave no prompt to train on.
+        """
+        if self.exclude_heldout and n >= self.prompt_count:
+            raise ValueError(
+                f"a held-out set of {n} problems leaves no training prompt: task {self.name!r} "
+                f"has {self.prompt_count} distinct prompts; valid: eval_size <= "
+                f"{self.prompt_count - 1}"
+            )
         rng = random.Random(seed * 7919 + _HELDOUT_SALT)
         if not self.exclude_heldout:
             return [self.sample(rng) for _ in range(n)]
@@ -131,6 +158,14 @@ class SumPair(Task):
     def max_answer_len(self) -> int:
         return 2 * len(str(self.n_max)) + 1
 
+    @property
+    def max_prompt_len(self) -> int:
+        return len(f"s{self.n_max}:")
+
+    @property
+    def prompt_count(self) -> int:
+        return self.n_max - self.n_min + 1
+
 
 def _evaluate(nums: list[int], ops: list[str]) -> int:
     """Evaluate ``n0 op0 n1 op1 n2`` with ``*`` binding tighter than ``+``/``-``."""
@@ -163,6 +198,18 @@ def _parse(answer: str) -> tuple[list[int], list[str]] | None:
         return None
     nums.append(int(cur))
     return nums, ops
+
+
+@functools.lru_cache(maxsize=8)
+def _countdown_prompts(max_number: int) -> int:
+    """Distinct countdown-lite prompts (numbers and a non-negative target) for ``max_number``."""
+    seen = set()
+    for nums in itertools.product(range(1, max_number + 1), repeat=3):
+        for ops in itertools.product("+-*", repeat=2):
+            target = _evaluate(list(nums), list(ops))
+            if target >= 0:
+                seen.add((nums, target))
+    return len(seen)
 
 
 @dataclass(frozen=True)
@@ -210,6 +257,15 @@ class CountdownLite(Task):
     def max_answer_len(self) -> int:
         return 3 * len(str(self.max_number)) + 2
 
+    @property
+    def max_prompt_len(self) -> int:
+        m = str(self.max_number)
+        return len(f"c{m},{m},{m}>{self.max_number**3}:")
+
+    @property
+    def prompt_count(self) -> int:
+        return _countdown_prompts(self.max_number)
+
 
 @dataclass(frozen=True)
 class AddN(Task):
@@ -241,6 +297,14 @@ class AddN(Task):
     @property
     def max_answer_len(self) -> int:
         return self.n + 1
+
+    @property
+    def max_prompt_len(self) -> int:
+        return 2 * self.n + 3
+
+    @property
+    def prompt_count(self) -> int:
+        return 10 ** (2 * self.n)
 
 
 TASKS: dict[str, type[Task]] = {

@@ -1,4 +1,4 @@
-"""Shared helpers of the frozen configs: cross-field checks and registry-built options.
+"""Shared helpers of the frozen configs: cross-field checks, registry-built options, devices.
 
 Every config of ``llm_rl`` is a :class:`ctrlbench.options.Options` dataclass: fields declared with
 :func:`ctrlbench.options.option` (one-line doc, range), type and range checked on construction.
@@ -9,13 +9,36 @@ every error names ``<label>.<field>``, the bad value and what is valid.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ctrlbench.options import OptionError, Options
 from ctrlbench.registry import Registry
 
-__all__ = ["check_field", "finite", "resolve_options"]
+__all__ = [
+    "DEVICE_FORMS",
+    "MIN_TEMPERATURE",
+    "NonFiniteLossError",
+    "check_device",
+    "check_field",
+    "device_problem",
+    "finite",
+    "resolve_options",
+]
+
+#: The device strings a run accepts (``torch.device`` syntax, restricted to what is supported).
+DEVICE_FORMS = "cpu, cuda, cuda:<index>, mps"
+#: Lowest sampling temperature (effectively greedy): below it ``logits / T`` can overflow.
+MIN_TEMPERATURE = 1e-3
+_DEVICE = re.compile(r"(cpu|cuda|cuda:\d{1,3}|mps)")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss, a gradient, the weights or the sampling distribution went NaN/inf.
+
+    Raised before a damaged state is checkpointed: the last checkpoint on disk stays good.
+    """
 
 
 def check_field(owner: Any, name: str, ok: bool, valid: str) -> None:
@@ -52,3 +75,38 @@ def resolve_options(registry: Registry[Any], name: str,
     opts = registry.build_options(name, values)
     assert opts is not None
     return opts
+
+
+def device_problem(device: str) -> str | None:
+    """What is wrong with the spelling of ``device`` (``None`` when it is one of
+    :data:`DEVICE_FORMS`); availability is :func:`check_device`'s job."""
+    if _DEVICE.fullmatch(device):
+        return None
+    return f"one of {DEVICE_FORMS}"
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`~ctrlbench.options.OptionError` unless torch can use ``device`` here.
+
+    Checked before any work so that ``--device cuda`` on a CPU-only build, or a GPU index that
+    does not exist, is one clear line instead of a traceback from deep inside torch.
+    """
+    problem = device_problem(device)
+    if problem is not None:
+        raise OptionError(f"device = {device!r} is not a device; valid: {problem}")
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch build has no CUDA support" if torch.version.cuda is None
+                   else "no CUDA device is visible")
+            raise OptionError(f"device = {device!r}: CUDA is not available ({why}; torch "
+                              f"{torch.__version__}); use --device cpu")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise OptionError(f"device = {device!r}: no such GPU; valid: cuda:0 .. "
+                              f"cuda:{count - 1}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise OptionError(f"device = {device!r}: the MPS backend is not available here; use "
+                          f"--device cpu")

@@ -218,7 +218,7 @@ def test_configs_reject_unknown_fields():
      (TrainConfig, {"checkpoint_every": 0}, r"TrainConfig.checkpoint_every = 0 .*>= 1"),
      (TrainConfig, {"steps": -1}, r"TrainConfig.steps = -1 .*>= 1"),
      (TrainConfig, {"steps": 2.5}, r"TrainConfig.steps = 2.5 has the wrong type; valid: int"),
-     (TrainConfig, {"temperature": 0.0}, r"TrainConfig.temperature = 0.0 .*finite > 0"),
+     (TrainConfig, {"temperature": 0.0}, r"TrainConfig.temperature = 0.0 .*finite >= 0.001"),
      (TrainConfig, {"lr": float("nan")}, r"TrainConfig.lr = nan"),
      (SFTConfig, {"teacher_noise": 1.5}, r"sft.teacher_noise = 1.5 .*finite >= 0 and <= 1"),
      (SFTConfig, {"batch": 0}, r"sft.batch = 0"),
