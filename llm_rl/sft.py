@@ -9,6 +9,7 @@ defaults) and groups of 8 samples carry a learning signal. The loss covers answe
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -20,10 +21,13 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
+from ctrlbench.runfolder import quarantine
 from llm_rl.config import SFTConfig, config_hash
 from llm_rl.policy import PolicySpec, build_policy, load_policy, save_policy
+from llm_rl.rundir import note
 from llm_rl.tasks import Task, check_tokenizer, make_task
-from llm_rl.tokenizer import DEFAULT_CHARS, CharTokenizer
+from llm_rl.tokenizer import DEFAULT_CHARS, TOKENIZER_FILE, CharTokenizer
+from llm_rl.validation import NonFiniteLossError, check_device
 
 __all__ = ["heldout_pass_rate", "sft_train", "warm_start"]
 
@@ -82,10 +86,14 @@ def sft_train(
         for _ in range(cfg.steps):
             x, m, y = (t.to(device) for t in _batch(task, tok, rng, cfg.batch, cfg.teacher_noise))
             loss = model(x, attention_mask=m, labels=y).loss
+            losses.append(float(loss.detach()))
+            if not math.isfinite(losses[-1]):
+                raise NonFiniteLossError(
+                    f"SFT loss went non-finite ({losses[-1]}) at step {len(losses) - 1} "
+                    f"(sft.lr = {cfg.lr} may be too large): nothing was cached")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss.detach()))
             advance(losses[-1])
     model.eval()
     return losses
@@ -120,12 +128,20 @@ def warm_start(
 ) -> Path:
     """Return the cached SFT checkpoint for these settings, training and saving it if absent.
 
-    ``progress`` shows a transient progress bar on stderr while it trains.
+    ``progress`` shows a transient progress bar on stderr while it trains. A cache entry that
+    is damaged (no readable ``sft.json``, model config or tokenizer) is moved to
+    ``<cache_dir>/quarantine/`` and rebuilt.
     """
+    check_device(device)
     path = Path(cache_dir) / f"{task_name}-{config_hash(spec, cfg, seed, task_name)}"
     info = path / "sft.json"
     if info.is_file():
-        return path
+        problem = _cache_problem(path)
+        if problem is None:
+            return path
+        dest = quarantine(path, cache_dir, problem)
+        note(f"the cached warm start {path} was damaged ({problem}): moved it to {dest}; "
+             f"rebuilding it")
     task = make_task(task_name)
     tok = CharTokenizer(DEFAULT_CHARS)
     check_tokenizer(task, tok)
@@ -151,6 +167,22 @@ def warm_start(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone after a successful rename
     return path
+
+
+def _cache_problem(path: Path) -> str | None:
+    """What is wrong with a cache entry whose ``sft.json`` exists (``None``: it looks whole)."""
+    try:
+        info = json.loads((path / "sft.json").read_text())
+    except (OSError, ValueError):
+        return "sft.json is not readable JSON"
+    if not isinstance(info, dict):
+        return "sft.json is not a JSON object"
+    for name in ("config.json", TOKENIZER_FILE):
+        if not (path / name).is_file():
+            return f"{name} is missing"
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        return "the model weights are missing"
+    return None
 
 
 def load_warm_start(path: str | Path, device: str = "cpu") -> tuple[PreTrainedModel, CharTokenizer]:

@@ -7,6 +7,11 @@ drop zero-variance groups (DAPO dynamic sampling), recompute old and reference l
 read the measured entropy and set the actuator for the next step. Metrics go to
 ``metrics.jsonl`` (one line per step) and TensorBoard; checkpoints are atomic and include every
 RNG state, so a resumed run reproduces the uninterrupted one exactly on CPU.
+
+The output folder holds one run (:mod:`llm_rl.rundir`): a new run refuses a folder that holds
+one unless ``overwrite`` moves it aside, ``resume`` needs its checkpoint, a lock keeps a second
+writer out, and a damaged checkpoint or log is quarantined, never used. SIGINT / SIGTERM stop
+the loop at the next step boundary with a checkpoint of that step (:mod:`llm_rl.stopping`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -23,21 +29,49 @@ from typing import Any
 import torch
 
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.runfolder import RunFolderError, lock_folder
 from llm_rl.batch import concat_rollouts, generate, select_rows, token_scores
-from llm_rl.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from llm_rl.config import TrainConfig, config_from_dict
+from llm_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
+from llm_rl.config import TrainConfig, check_policy_fits, config_from_dict
 from llm_rl.entropy_control import EntropyController, make_entropy_controller
 from llm_rl.losses import ClipCovOptions, LossInputs, get_loss, group_advantages, k3_kl
 from llm_rl.metrics import covariance_stats, distinct_correct, fit_rh_law, pass_at_k
-from llm_rl.policy import load_policy, save_policy
+from llm_rl.policy import PolicyLoadError, load_policy, save_policy
 from llm_rl.rollout import Rollout
+from llm_rl.rundir import claim_run, note, quarantine_damaged, read_checkpoint, read_metrics
 from llm_rl.sft import warm_start
+from llm_rl.stopping import GracefulStop
 from llm_rl.tasks import Problem, check_tokenizer, make_task
+from llm_rl.validation import NonFiniteLossError, check_device
 
 __all__ = ["GRPOTrainer", "NonFiniteLossError"]
 
-#: Config fields allowed to differ between a checkpoint and the run resuming it.
-_RESUMABLE_CHANGES = {"steps", "tensorboard", "device"}
+#: Config fields allowed to differ between a checkpoint and the run resuming it (``out_dir`` is
+#: where the checkpoint was found, however it is spelled).
+_RESUMABLE_CHANGES = {"steps", "tensorboard", "device", "out_dir"}
+#: Path fields compared by the folder they name, not by their spelling.
+_PATH_FIELDS = {"sft_dir", "init"}
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two path settings name one place (relative vs absolute, trailing slash, ``.``)."""
+    if not a or not b:
+        return a == b
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def _config_diff(saved: TrainConfig, cfg: TrainConfig) -> list[str]:
+    """Fields of ``cfg`` a resume may not change from ``saved``."""
+    diff = []
+    for f in dataclasses.fields(saved):
+        a, b = getattr(saved, f.name), getattr(cfg, f.name)
+        if f.name in _RESUMABLE_CHANGES:
+            continue
+        if f.name in _PATH_FIELDS and _same_path(a, b):
+            continue
+        if a != b:
+            diff.append(f"{f.name} ({a!r} in the checkpoint, {b!r} now)")
+    return diff
 
 
 def _check_actuator(cfg: TrainConfig, ctrl: EntropyController) -> None:
@@ -62,10 +96,6 @@ def _check_actuator(cfg: TrainConfig, ctrl: EntropyController) -> None:
         )
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss or gradient went NaN/inf; raised before the optimizer step touches the weights."""
-
-
 class GRPOTrainer:
     """GRPO/DAPO training of a causal LM on a verifiable task with an entropy controller.
 
@@ -75,15 +105,30 @@ class GRPOTrainer:
         The run's :class:`~llm_rl.config.TrainConfig`.
     resume:
         Continue from ``<out_dir>/checkpoint.pt`` (metrics after it are dropped from the log).
+    overwrite:
+        Start a new run in ``out_dir`` even if it holds one: the old run is moved aside to
+        ``<out_dir>.old-<time>`` (a :class:`~llm_rl.rundir.RunNote` warning says where).
     progress:
         Show a transient progress bar on stderr while the SFT warm start trains (the CLI does).
+
+    Raises
+    ------
+    ctrlbench.runfolder.RunFolderError
+        ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` was given; ``resume``
+        without a checkpoint; another process is writing to ``out_dir`` (its pid is named); a
+        damaged checkpoint or log (quarantined; the message says where and what to do).
+
+    The folder is locked while the trainer sets up and while :meth:`train` runs. Messages for
+    the user (an old run moved aside, a log that restarts) are
+    :class:`~llm_rl.rundir.RunNote` warnings.
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False,
+    def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                  progress: bool = False) -> None:
         cfg = config
         self.cfg = cfg
         # Validate names before any expensive work (the configs checked their own options).
+        check_device(cfg.device)
         self.task = make_task(cfg.task)
         self.loss_fn = get_loss(cfg.loss.name)
         self.controller = make_entropy_controller(cfg.control)
@@ -91,12 +136,26 @@ class GRPOTrainer:
         self.out = Path(cfg.out_dir)
         self.metrics_path = self.out / "metrics.jsonl"
         self.ckpt_path = self.out / "checkpoint.pt"
-        init = cfg.init or str(
-            warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed, device=cfg.device,
-                       progress=progress)
-        )
-        self.model, self.tok = load_policy(init, device=cfg.device)
+        if resume and overwrite:
+            raise RunFolderError("choose one of --resume and --overwrite, not both")
+        if cfg.init and not (Path(cfg.init) / "config.json").is_file():
+            raise FileNotFoundError(f"init = {cfg.init!r} is not a saved policy (no config.json)")
+        if resume and not self.out.is_dir():
+            claim_run(self.out, resume=True, overwrite=overwrite)  # refuses: nothing to resume
+        with lock_folder(self.out, what="llm run"):
+            aside = claim_run(self.out.absolute(), resume=resume, overwrite=overwrite)
+            if aside is not None:
+                note(f"moved the previous run in {cfg.out_dir} to {aside}")
+            self._setup(resume, progress)
+
+    def _setup(self, resume: bool, progress: bool) -> None:
+        """Load the policy, then the checkpoint (``resume``) or start the log (a new run)."""
+        cfg = self.cfg
+        self.model, self.tok = self._load_policy(progress)
         check_tokenizer(self.task, self.tok)
+        if cfg.init:  # a loaded policy: check what the config could not
+            check_policy_fits(self.task, _max_positions(self.model), self.tok.vocab_size,
+                              cfg.control.setpoint, where="init")
         self.ref = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr)
         torch.manual_seed(cfg.seed)
@@ -109,12 +168,35 @@ class GRPOTrainer:
         self.eval_points: list[tuple[float, float]] = []
         self.last_eval: dict[str, float | None] = {"pass@1": None, f"pass@{cfg.pass_k}": None}
         self.history: list[dict[str, Any]] = []
+        self._saved_step = -1
         if resume:
             self._load()
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
             self.metrics_path.write_text("")
-            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        atomic_write_bytes(self.out / "config.json",
+                           json.dumps(dataclasses.asdict(cfg), indent=1).encode())
+
+    def _load_policy(self, progress: bool) -> tuple[Any, Any]:
+        """The initial policy: ``init``, or the cached warm start (rebuilt once if damaged)."""
+        cfg = self.cfg
+        if cfg.init:
+            return load_policy(cfg.init, device=cfg.device)
+        path = warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed,
+                          device=cfg.device, progress=progress)
+        try:
+            return load_policy(path, device=cfg.device)
+        except PolicyLoadError as exc:
+            err = quarantine_damaged(path, path.parent, f"cannot be loaded ({exc})",
+                                     "It was rebuilt.")
+            note(str(err))
+        path = warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed,
+                          device=cfg.device, progress=progress)
+        return load_policy(path, device=cfg.device)
+
+    @property
+    def checkpoint_step(self) -> int | None:
+        """The step of the run's latest checkpoint on disk (``None`` before the first)."""
+        return self._saved_step if self._saved_step >= 0 else None
 
     # ---------------------------------------------------------------- the loop
     def train(
@@ -122,30 +204,43 @@ class GRPOTrainer:
     ) -> list[dict[str, Any]]:
         """Run until ``steps`` (default ``config.steps``) steps are done; returns new metrics."""
         end = self.cfg.steps if steps is None else min(steps, self.cfg.steps)
-        writer = self._tensorboard()
         new: list[dict[str, Any]] = []
-        try:
-            while self.step < end:
-                metrics = self.train_step()
-                self.step += 1
-                new.append(metrics)
-                self.history.append(metrics)
-                with open(self.metrics_path, "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
+        with lock_folder(self.out, what="llm run"), GracefulStop() as stop:
+            writer = self._tensorboard()
+            try:
+                while self.step < end:
+                    stop.raise_if_requested(self._save_once)
+                    metrics = self.train_step()
+                    with stop.critical():  # the log line and checkpoint are written whole
+                        self._commit(metrics, writer, end)
+                    new.append(metrics)
+                    if on_step is not None:
+                        on_step(metrics)
+            finally:
                 if writer is not None:
-                    for k, v in metrics.items():
-                        if isinstance(v, int | float) and k != "step":
-                            writer.add_scalar(k, v, metrics["step"])
-                if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
-                    self.save()
-                if on_step is not None:
-                    on_step(metrics)
-        finally:
-            if writer is not None:
-                writer.close()
-        if self.step == self.cfg.steps:
-            save_policy(self.model, self.tok, self.out / "policy")
+                    writer.close()
+            if self.step == self.cfg.steps:
+                with stop.critical():
+                    save_policy(self.model, self.tok, self.out / "policy")
         return new
+
+    def _commit(self, metrics: dict[str, Any], writer: Any, end: int) -> None:
+        """Record a finished step: the log line, TensorBoard, and the checkpoint when due."""
+        self.step += 1
+        self.history.append(metrics)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if writer is not None:
+            for k, v in metrics.items():
+                if isinstance(v, int | float) and k != "step":
+                    writer.add_scalar(k, v, metrics["step"])
+        if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
+            self.save()
+
+    def _save_once(self) -> None:
+        """Checkpoint the current step unless that is done already (on an interrupt)."""
+        if self._saved_step != self.step:
+            self.save()
 
     def train_step(self) -> dict[str, Any]:
         """One rollout and its updates; returns the step's metrics."""
@@ -188,6 +283,7 @@ class GRPOTrainer:
         m["kl_init"] = float(k3_kl(old_logp[vmask], ref_logp[vmask]).mean())
         # UPDATES
         m.update(self._update(ro, adv, keep, old_logp, ref_logp, coef, rho))
+        self._check_weights()
         # CONTROL + EVALUATION
         ctrl.update(entropy)
         m["evaluated"] = step % cfg.eval_every == 0 or step == cfg.steps - 1
@@ -237,13 +333,25 @@ class GRPOTrainer:
         out["updates"] = float(count)
         return out
 
+    def _last_good(self) -> str:
+        return f"{self.ckpt_path} (step {self._saved_step})" if self._saved_step >= 0 \
+            else "none written yet"
+
     def _guard(self, value: torch.Tensor, what: str) -> None:
         if not bool(torch.isfinite(value).all()):
-            last = f"{self.ckpt_path} (step {self._ckpt_step()})" if self.ckpt_path.exists() \
-                else "none written yet"
             raise NonFiniteLossError(
                 f"non-finite {what} ({float(value.detach())}) at step {self.step}: stopped "
-                f"before the optimizer step; last good checkpoint: {last}"
+                f"before the optimizer step; last good checkpoint: {self._last_good()}"
+            )
+
+    def _check_weights(self) -> None:
+        """Stop before a step whose updates left NaN/inf weights is logged or checkpointed."""
+        peak = torch.stack([p.detach().abs().amax() for p in self.model.parameters()])
+        if not bool(torch.isfinite(peak).all()):
+            raise NonFiniteLossError(
+                f"non-finite weights after the updates of step {self.step} (lr = "
+                f"{self.cfg.lr} may be too large): stopped before logging it; last good "
+                f"checkpoint: {self._last_good()}"
             )
 
     def _splice_extra(
@@ -287,7 +395,8 @@ class GRPOTrainer:
             p = self.task.sample(self.rng)
             if not (self.task.exclude_heldout and p.prompt in self._heldout_prompts):
                 return p
-        raise RuntimeError(f"task {self.task.name!r}: held-out set covers the prompt space")
+        raise ValueError(f"task {self.task.name!r}: the held-out set (eval_size = "
+                         f"{self.cfg.eval_size}) leaves almost no prompt to train on")
 
     # ---------------------------------------------------------------- checkpoints
     def save(self) -> Path:
@@ -303,43 +412,52 @@ class GRPOTrainer:
             "eval_points": self.eval_points,
             "last_eval": self.last_eval,
         }
-        return save_checkpoint(self.ckpt_path, state)
-
-    def _ckpt_step(self) -> int:
-        return int(load_checkpoint(self.ckpt_path)["step"])
+        path = save_checkpoint(self.ckpt_path, state)
+        self._saved_step = self.step
+        return path
 
     def _load(self) -> None:
-        state = load_checkpoint(self.ckpt_path)
-        saved = config_from_dict(state["config"])
-        diff = [f.name for f in dataclasses.fields(saved)
-                if f.name not in _RESUMABLE_CHANGES
-                and getattr(saved, f.name) != getattr(self.cfg, f.name)]
+        """Restore the checkpoint and the log before it (damaged files are quarantined)."""
+        root = self.out.absolute()
+        state = read_checkpoint(self.ckpt_path, root)
+        todo = ("The run cannot continue from it: put back a good checkpoint.pt and pass "
+                "--resume again, or start a new run with --overwrite (the old one is moved "
+                "aside).")
+        try:
+            saved = config_from_dict(state["config"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise quarantine_damaged(self.ckpt_path, root, f"holds an invalid config ({exc})",
+                                     todo) from None
+        diff = _config_diff(saved, self.cfg)
         if diff:
-            raise ValueError(f"cannot resume {self.ckpt_path}: config differs in {diff}")
+            raise ValueError(f"cannot resume {self.ckpt_path}: the config differs in "
+                             f"{'; '.join(diff)} (only steps, device and tensorboard may change)")
+        try:
+            self._restore(state)
+        except Exception as exc:  # the tensors or states do not fit this run's objects
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise quarantine_damaged(self.ckpt_path, root, f"does not fit this run ({reason})",
+                                     todo) from None
+        self._saved_step = self.step
+        # The log is appended line by line: a kill can leave a torn last line, and steps after
+        # the checkpoint are redone. Keep the rows before it; rewrite atomically.
+        self.history, remark = read_metrics(self.metrics_path, root, self.step)
+        if remark:
+            note(remark)
+        text = "".join(json.dumps(row) + "\n" for row in self.history)
+        atomic_write_bytes(self.metrics_path, text.encode())
+
+    def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.controller.load_state_dict(state["controller"])
-        self.rng.setstate(state["rng"]["task"])
+        self.rng.setstate(_as_tuple(state["rng"]["task"]))
         self.sample_gen.set_state(state["rng"]["sample"])
         self.update_gen.set_state(state["rng"]["update"])
         restore_rng(state["rng"]["global"])
-        self.eval_points = [tuple(p) for p in state["eval_points"]]  # type: ignore[misc]
-        self.last_eval = state["last_eval"]
+        self.eval_points = [(float(h), float(r)) for h, r in state["eval_points"]]
+        self.last_eval = dict(state["last_eval"])
         self.step = int(state["step"])
-        # The log is appended line by line: a kill can leave a torn last line, and steps after
-        # the checkpoint are redone. Keep the parsable lines before it; rewrite atomically.
-        lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
-        self.history = []
-        for ln in lines:
-            try:
-                row = json.loads(ln)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int) \
-                    and row["step"] < self.step:
-                self.history.append(row)
-        text = "".join(json.dumps(row) + "\n" for row in self.history)
-        atomic_write_bytes(self.metrics_path, text.encode())
 
     def _tensorboard(self) -> Any:
         if not self.cfg.tensorboard:
@@ -352,3 +470,15 @@ class GRPOTrainer:
         purge = self.step if self.step > 0 else None
         return SummaryWriter(str(self.out / "tensorboard"), purge_step=purge)
 
+
+
+def _max_positions(model: Any) -> int:
+    """Positions a loaded policy supports (GPT-2 ``n_positions``, Llama
+    ``max_position_embeddings``)."""
+    conf = model.config
+    return int(getattr(conf, "n_positions", None) or conf.max_position_embeddings)
+
+
+def _as_tuple(value: Any) -> Any:
+    """Lists back to tuples, recursively (``random.Random.setstate`` wants tuples)."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
