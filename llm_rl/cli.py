@@ -5,17 +5,30 @@ and default; nested configs use dotted names (``--loss.name clip-cov --control.n
 --control.setpoint 0.6``). The options of the chosen loss / entropy controller are flags too
 (``--loss.clip_cov_ratio 0.02``, ``--control.kp 1.0``): one per field of any registered entry's
 options class, and a flag the chosen entry does not take is an error naming the entry and its
-options. ``sft`` takes only the flags the warm start reads. Exit codes: 0 success, 2 bad
-arguments or names, 3 non-finite loss (the last good checkpoint is kept).
+options. ``sft`` takes only the flags the warm start reads.
+
+``train`` writes one run per ``out_dir`` (config.json, metrics.jsonl, checkpoint.pt,
+tensorboard/, policy/): a new run refuses a folder that holds one; ``--overwrite`` moves the old
+run aside to ``<out_dir>.old-<time>``; ``--resume`` continues it from its checkpoint (steps,
+device and tensorboard may change); a second writer is refused with the holder's pid; a damaged
+checkpoint or log is moved to ``<out_dir>/quarantine/`` and the error says what to do. SIGINT /
+SIGTERM finish the current step, save a checkpoint of it and exit 130 / 143 (a second signal
+stops at once); ``--resume`` then continues to the same result as an uninterrupted run.
+
+Exit codes: 0 success, 2 bad arguments, names, values or folders (one ``error:`` line), 3
+non-finite loss (the last good checkpoint is kept), 130 / 143 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
+import re
 import sys
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -123,7 +136,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     for section in _REGISTRIES:
         data[section]["options"] = {}  # the chosen entry's defaults, plus the flags given
     for key, value in vars(args).items():
-        if value is None or key in ("command", "resume"):
+        if value is None or key in ("command", "resume", "overwrite"):
             continue
         node = data
         *parents, leaf = key.split(".")
@@ -150,54 +163,146 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     return config_from_dict(data)
 
 
+_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan|infinity)$", re.I)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (plus a close flag name, when there is
+    one), not the usage of every flag."""
+
+    #: The other sub-commands' parsers, to say where a flag belongs (set by build_parser).
+    siblings: dict[str, argparse.ArgumentParser]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Values such as -1e-3, -inf and -nan are values, not flags (argparse's own pattern
+        # only knows -1 and -.5).
+        self._negative_number_matcher = _NUMBER
+
+    def error(self, message: str) -> typing.NoReturn:
+        hint = ""
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown:
+            flag = unknown.group(1).split("=", 1)[0]
+            owners = [p.prog for p in getattr(self, "siblings", {}).values()
+                      if flag in p._option_string_actions]
+            close = difflib.get_close_matches(flag, list(self._option_string_actions), n=1)
+            if owners:
+                hint = f" ({flag} is a flag of {', '.join(owners)})"
+            elif close:
+                hint = f" (did you mean {close[0]}?)"
+        self.exit(2, f"{self.prog}: error: {message}{hint}; see {self.prog} --help\n")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag is reported by the sub-command it was given to."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subs.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``llm`` argument parser (``train``, ``sft``, ``list``)."""
     from llm_rl.config import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="ctrlbench llm", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ctrlbench llm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="run GRPO with an entropy controller",
-                           description="Run GRPO with an entropy controller.")
+                           description="Run GRPO with an entropy controller. out_dir holds one "
+                           "run: a new run refuses a folder that holds one unless --overwrite "
+                           "moves it aside; --resume continues it.")
     _add_fields(train, TrainConfig)
     train.add_argument("--resume", action="store_true",
-                       help="continue from out_dir/checkpoint.pt (default: false)")
+                       help="continue the run in out_dir from its checkpoint.pt (default: false)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run even if out_dir holds one: the old run is moved "
+                       "aside to <out_dir>.old-<time> (default: false)")
     sft = sub.add_parser("sft", help="build (or reuse) the SFT warm-start checkpoint",
                          description="Build (or reuse) the cached SFT warm-start checkpoint.")
     _add_fields(sft, TrainConfig, only=_SFT_FIELDS)
-    sub.add_parser("list", help="list tasks, losses and entropy controllers (with options)",
-                   description="List tasks, losses, entropy controllers and actuators.")
+    listing = sub.add_parser("list", help="list tasks, losses and entropy controllers (with "
+                             "options)",
+                             description="List tasks, losses, entropy controllers and actuators.")
+    commands = {"train": train, "sft": sft, "list": listing}
+    for name, p in commands.items():
+        p.siblings = {k: v for k, v in commands.items() if k != name}  # type: ignore[attr-defined]
     return parser
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from llm_rl.trainer import GRPOTrainer
+    from llm_rl.validation import check_device
 
     cfg = _config_from_args(args)
-    trainer = GRPOTrainer(cfg, resume=args.resume, progress=True)
-    columns = (TextColumn("[bold]GRPO[/]"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("grpo", total=cfg.steps, completed=trainer.step, info="")
+    check_device(cfg.device)
+    return _run_train(cfg, resume=args.resume, overwrite=args.overwrite)
 
-        def on_step(m: dict[str, Any]) -> None:
-            act = f"{m['actuator_name']}={m['actuator']:.3g}"
-            info = f"H={m['entropy']:.3f} R={m['reward']:.3f} {act}"
-            bar.update(task, advance=1, info=info)
 
-        trainer.train(on_step=on_step)
+def _run_train(cfg: Any, *, resume: bool, overwrite: bool) -> int:
+    """Train with a progress bar; on SIGINT / SIGTERM say what was saved and how to go on."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ctrlbench.interrupt import exit_status
+    from llm_rl.trainer import GRPOTrainer
+
+    trainer = None
+    try:
+        trainer = GRPOTrainer(cfg, resume=resume, overwrite=overwrite, progress=True)
+        columns = (TextColumn("[bold]GRPO[/]"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                   TimeRemainingColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("grpo", total=cfg.steps, completed=trainer.step, info="")
+
+            def on_step(m: dict[str, Any]) -> None:
+                act = f"{m['actuator_name']}={m['actuator']:.3g}"
+                info = f"H={m['entropy']:.3f} R={m['reward']:.3f} {act}"
+                bar.update(task, advance=1, info=info)
+
+            trainer.train(on_step=on_step)
+    except KeyboardInterrupt as exc:
+        print(f"\nctrlbench llm train: {_interrupted(exc, cfg, trainer, resume)}",
+              file=sys.stderr)
+        return exit_status(exc)
     last = trainer.history[-1] if trainer.history else {}
     summary = {k: last.get(k) for k in ("step", "entropy", "reward", "pass@1", "rh_r2")}
     print(json.dumps({"out_dir": cfg.out_dir, **summary}))
     return 0
 
 
+def _interrupted(exc: BaseException, cfg: Any, trainer: Any, resume: bool) -> str:
+    """What an interrupt of ``llm train`` left behind and the command that goes on from it."""
+    from ctrlbench.interrupt import exit_status
+
+    what = "SIGTERM" if exit_status(exc) == 143 else "SIGINT"
+    again = "run the same command again" if resume else \
+        "continue with the same command plus --resume"
+    if trainer is None:
+        if resume:
+            return f"interrupted ({what}) while setting up; the run is unchanged: {again}"
+        return (f"interrupted ({what}) while setting up, before training; run the same command "
+                f"again (add --overwrite if {cfg.out_dir} now holds files)")
+    saved = trainer.checkpoint_step
+    if saved is None:
+        return (f"interrupted ({what}) before the first checkpoint; start again with "
+                f"--overwrite")
+    return (f"interrupted ({what}); the run in {cfg.out_dir} is saved at step {saved} of "
+            f"{cfg.steps}: {again}")
+
+
 def _sft(args: argparse.Namespace) -> int:
-    from llm_rl.sft import warm_start
+    from llm_rl.validation import check_device
 
     cfg = _config_from_args(args)
+    check_device(cfg.device)
+    return _run_sft(cfg)
+
+
+def _run_sft(cfg: Any) -> int:
+    from llm_rl.sft import warm_start
+
     path = warm_start(cfg.task, cfg.policy, cfg.sft, cfg.sft_dir, seed=cfg.seed, device=cfg.device,
                       progress=True)
     print(json.dumps({"checkpoint": str(path), **json.loads((path / "sft.json").read_text())}))
@@ -220,22 +325,72 @@ def _list() -> int:
     return 0
 
 
+def _one_line(exc: BaseException) -> str:
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _show_note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    """``warnings.showwarning`` for the command: run notes as one ``note:`` line each."""
+    from llm_rl.rundir import RunNote
+
+    if issubclass(category, RunNote):
+        print(f"ctrlbench llm: note: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, *args, **kwargs)
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ctrlbench llm``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    from llm_rl.trainer import NonFiniteLossError
+    """Entry point of ``ctrlbench llm`` (and ``python -m llm_rl.cli``); returns the exit code.
+
+    Bad flags, names, values or folders exit 2 with one ``error:`` line; a non-finite loss
+    exits 3; SIGINT / SIGTERM exit 130 / 143 after saying what was saved.
+    """
+    from ctrlbench.interrupt import exit_status, handle_signals
 
     try:
-        if args.command == "train":
-            return _train(args)
-        if args.command == "sft":
-            return _sft(args)
-        return _list()
+        args = _parse(argv)
+    except SystemExit as exc:  # --help, or a bad flag (the parser printed one line)
+        return exc.code if isinstance(exc.code, int) else 2
+    from llm_rl.validation import NonFiniteLossError
+
+    prefix = f"ctrlbench llm {args.command}"
+    try:
+        with handle_signals(), warnings.catch_warnings():
+            warnings.showwarning = _show_note
+            if args.command == "train":
+                return _train(args)
+            if args.command == "sft":
+                return _sft(args)
+            return _list()
+    except KeyboardInterrupt as exc:  # outside the training loop (setup, SFT warm start)
+        print(f"\n{prefix}: interrupted ({'SIGTERM' if exit_status(exc) == 143 else 'SIGINT'});"
+              f" nothing was lost: run the same command again", file=sys.stderr)
+        return exit_status(exc)
     except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
         return 3
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+    except (KeyError, ValueError, TypeError) as exc:  # RunFolderError is a ValueError
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prefix}: error: out of memory: reduce prompts_per_step, group_size, eval_size "
+              f"x pass_k or the policy size", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permissions, a full disk, a path that is a file, a missing init
+        text = f"cannot use {exc.filename}: {exc.strerror}" if exc.strerror and exc.filename \
+            else _one_line(exc)
+        print(f"{prefix}: error: {text}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not re.search(r"out of memory|can't allocate memory", str(exc)):
+            raise
+        print(f"{prefix}: error: out of memory ({_one_line(exc)[:120]}): reduce "
+              f"prompts_per_step, group_size, eval_size x pass_k or the policy size",
+              file=sys.stderr)
         return 2
 
 

@@ -19,3 +19,41 @@ torch.set_num_threads(1)
 def sft_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A session-wide warm-start cache: the sumpair SFT checkpoint is trained once."""
     return str(tmp_path_factory.mktemp("sft"))
+
+
+#: Flags of a tiny ``llm train`` run (1 layer x 16 dims, 5 SFT steps, 2 x 2 samples per step):
+#: fast enough for fault-injection tests that train for real.
+TINY_FLAGS = ["--policy.n_layer", "1", "--policy.n_embd", "16", "--policy.n_head", "2",
+              "--sft.steps", "5", "--steps", "4", "--prompts_per_step", "2", "--group_size", "2",
+              "--eval_size", "4", "--pass_k", "2", "--eval_every", "2", "--checkpoint_every", "2",
+              "--tensorboard", "false"]
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A session-wide warm-start cache holding the tiny policy's SFT checkpoint."""
+    from llm_rl.config import SFTConfig
+    from llm_rl.policy import PolicySpec
+    from llm_rl.sft import warm_start
+
+    path = tmp_path_factory.mktemp("tiny-sft")
+    warm_start("sumpair", PolicySpec(n_layer=1, n_embd=16, n_head=2), SFTConfig(steps=5),
+               str(path))
+    return str(path)
+
+
+@pytest.fixture
+def tiny(tiny_sft_dir: str):
+    """``tiny(out_dir, *flags)``: the argv of a tiny ``llm train`` run writing to ``out_dir``."""
+
+    def argv(out_dir: object, *flags: str) -> list[str]:
+        return ["train", *TINY_FLAGS, "--sft_dir", tiny_sft_dir, "--out_dir", str(out_dir),
+                *flags]
+
+    return argv
+
+
+@pytest.fixture
+def tiny_flags() -> list[str]:
+    """The flags of :data:`TINY_FLAGS` (a fresh list)."""
+    return list(TINY_FLAGS)

@@ -82,10 +82,7 @@ def test_option_flags_reach_the_chosen_entry(tmp_path, monkeypatch):
 
 
 def _help(capsys, *argv):
-    import pytest
-
-    with pytest.raises(SystemExit):
-        main([*argv, "--help"])
+    assert main([*argv, "--help"]) == 0
     return " ".join(capsys.readouterr().out.split())
 
 
@@ -99,7 +96,8 @@ def test_help_carries_the_config_field_docs(capsys):
             "sign] (default: 0.05 (dual, sign), 1.0 (pid))") in out
     flat = out.replace(" ", "")  # argparse may wrap at the hyphen of "clip-cov"
     assert "--loss.eps_lowFLOATLowerratioclip(r>=1-eps_low).[loss.name:clip-cov,grpo]" in flat
-    assert "--resume continue from out_dir/checkpoint.pt (default: false)" in out
+    assert "--resume continue the run in out_dir from its checkpoint.pt (default: false)" in out
+    assert "--overwrite start a new run even if out_dir holds one" in out
 
 
 def test_every_flag_has_a_description_and_a_default():
@@ -126,5 +124,8 @@ def test_sft_help_lists_only_the_flags_sft_reads(capsys):
                      "sft.teacher_noise", "sft_dir", "seed", "device"}
     assert "Optimizer steps (300: the warm start the PID defaults were tuned on). (default: 300)" \
         in " ".join(out.split())
-    with pytest.raises(SystemExit):  # a GRPO flag is not an sft flag
-        main(["sft", "--control.name", "pid"])
+    capsys.readouterr()
+    assert main(["sft", "--control.name", "pid"]) == 2  # a GRPO flag is not an sft flag
+    assert capsys.readouterr().err == (
+        "ctrlbench llm sft: error: unrecognized arguments: --control.name pid (--control.name "
+        "is a flag of ctrlbench llm train); see ctrlbench llm sft --help\n")
