@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from llm_rl.cli import main
 
 
