@@ -39,6 +39,10 @@ class FeedbackController(ABC):
         Control period of the plant.
     """
 
+    #: Shape of one observation, checked by :meth:`predict` when set (``make_controller`` sets
+    #: it from the plant's observation space).
+    observation_shape: tuple[int, ...] | None = None
+
     def __init__(self, dt: float) -> None:
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be positive and finite, got {dt!r}")
@@ -59,8 +63,19 @@ class FeedbackController(ABC):
         episode_start: Any = None,
         deterministic: bool = True,
     ) -> tuple[NDArray[np.float64], None]:
-        """SB3-compatible entry point; resets on ``episode_start`` and handles a batch of one."""
-        obs = np.asarray(observation, dtype=np.float64)
+        """SB3-compatible entry point; resets on ``episode_start`` and handles a batch of one.
+
+        Raises ``ValueError`` for an observation that is not a real array of the plant's shape.
+        """
+        if type(observation) is np.ndarray and observation.dtype.kind == "f":
+            obs = observation
+        else:
+            obs = self._as_observation(observation)
+        shape = self.observation_shape
+        if shape is not None and obs.shape != shape and obs.shape != (1, *shape):
+            raise ValueError(
+                f"{type(self).__name__}: observation has shape {obs.shape}, expected {shape}"
+            )
         if episode_start is not None and bool(np.any(episode_start)):
             self.reset()
         if obs.ndim == 2:
@@ -70,3 +85,17 @@ class FeedbackController(ABC):
                 )
             return self.compute(obs[0])[None, :], None
         return self.compute(obs), None
+
+    def _as_observation(self, observation: Any) -> NDArray[np.float64]:
+        arr = None
+        if not isinstance(observation, str | bytes):
+            try:
+                arr = np.asarray(observation)
+            except (TypeError, ValueError):
+                arr = None
+        if arr is None or arr.dtype.kind not in "fiu":
+            raise ValueError(
+                f"{type(self).__name__}: observation must be a real numeric array, got "
+                f"{observation!r}"
+            )
+        return arr.astype(np.float64)

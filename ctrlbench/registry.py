@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 import gymnasium as gym
 
 from ctrlbench.capabilities import NotApplicableError, Provides, Requires, missing, provides_of
+from ctrlbench.controller import FeedbackController
 from ctrlbench.options import OptionError, Options
 
 __all__ = [
@@ -384,6 +385,14 @@ def make_controller(name: str, plant: Any, **options: Any) -> Any:
     OptionError
         Unknown, mistyped or out-of-range option (names the field and the valid choices).
     """
+    CONTROLLERS.entry(name)  # an unknown name first: it lists the valid ones
+    if not isinstance(plant, gym.Env):
+        raise TypeError(f"make_controller needs a plant (a gymnasium env, e.g. from make_plant), "
+                        f"got {plant!r}")
     check_applicable(name, plant)
     defaults: Mapping[str, Any] = getattr(plant.unwrapped, "controller_defaults", {}).get(name, {})
-    return CONTROLLERS.make(name, plant, options={**defaults, **options})
+    ctrl = CONTROLLERS.make(name, plant, options={**defaults, **options})
+    space = plant.observation_space
+    if isinstance(ctrl, FeedbackController) and isinstance(space, gym.spaces.Box):
+        ctrl.observation_shape = space.shape
+    return ctrl

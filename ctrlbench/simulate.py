@@ -40,7 +40,7 @@ def simulate(
         Anything with SB3's ``predict`` (a trained SB3 model, a :class:`FeedbackController`).
         ``predict`` is called deterministically with ``episode_start`` true on the first step.
     steps:
-        Maximum number of control steps; ``None`` runs until the episode terminates or is
+        Maximum number of control steps (>= 1); ``None`` runs until the episode terminates or is
         truncated (plants are expected to carry a time limit).
     seed:
         Passed to ``plant.reset``; the same seed gives the same trajectory.
@@ -55,8 +55,13 @@ def simulate(
     ValueError
         The plant returned a non-finite observation (a diverged run is never a result).
     """
-    if steps is not None and steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int | np.integer)
+                              or steps < 1):
+        raise ValueError(f"steps must be an integer >= 1 or None (the whole episode), "
+                         f"got {steps!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
+                             or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     obs_signals, act_signals = signals_of(plant)
     limit = steps if steps is not None else _MAX_DEFAULT_STEPS
     dt = plant_dt(plant)
