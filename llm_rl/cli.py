@@ -191,7 +191,8 @@ class _Parser(argparse.ArgumentParser):
                 hint = f" ({flag} is a flag of {', '.join(owners)})"
             elif close:
                 hint = f" (did you mean {close[0]}?)"
-        self.exit(2, f"{self.prog}: error: {message}{hint}; see {self.prog} --help\n")
+        self.exit(2, f"{self.prog}: error: {_printable(message)}{hint}; see {self.prog} "
+                     f"--help\n")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -325,9 +326,14 @@ def _list() -> int:
     return 0
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\r``, ``\\x00``): one line on a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _one_line(exc: BaseException) -> str:
     text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    return " ".join(str(text).split()) or type(exc).__name__
+    return _printable(" ".join(str(text).split())) or type(exc).__name__
 
 
 def _show_note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:

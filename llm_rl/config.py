@@ -15,7 +15,13 @@ from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec
 from llm_rl.tasks import Task, make_task
 from llm_rl.tokenizer import DEFAULT_CHARS, CharTokenizer
-from llm_rl.validation import MIN_TEMPERATURE, check_field, device_problem
+from llm_rl.validation import (
+    MAX_LR,
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    check_field,
+    device_problem,
+)
 
 __all__ = [
     "MAX_SEQUENCES",
@@ -53,7 +59,7 @@ def check_policy_fits(task: Task, max_positions: int, vocab_size: int, setpoint:
     if not 0 < setpoint <= top:
         raise OptionError(
             f"control.setpoint = {setpoint!r} is unreachable; valid: > 0 and <= ln(vocab size "
-            f"{vocab_size}) = {top:.4f} nats, the entropy of the uniform next-token distribution"
+            f"{vocab_size}) = {top:.6f} nats, the entropy of the uniform next-token distribution"
         )
 
 
@@ -65,7 +71,7 @@ class SFTConfig(Options):
     steps: int = option(
         300, "Optimizer steps (300: the warm start the PID defaults were tuned on).", ge=0)
     batch: int = option(64, "Sequences per step.", ge=1, le=MAX_SEQUENCES)
-    lr: float = option(3e-3, "AdamW learning rate.", gt=0)
+    lr: float = option(3e-3, "AdamW learning rate.", gt=0, le=MAX_LR)
     teacher_noise: float = option(0.3, "Probability the teacher gives a near miss instead of a "
                                   "correct answer.", ge=0, le=1)
 
@@ -86,9 +92,9 @@ class TrainConfig(Options):
     steps: int = option(150, "GRPO steps (one rollout each).", ge=1)
     prompts_per_step: int = option(16, "Prompts per rollout.", ge=1)
     group_size: int = option(8, "Samples per prompt (G).", ge=1)
-    lr: float = option(1e-3, "AdamW learning rate.", gt=0)
+    lr: float = option(1e-3, "AdamW learning rate.", gt=0, le=MAX_LR)
     temperature: float = option(1.0, "Sampling temperature (unless the controller drives it).",
-                                ge=MIN_TEMPERATURE)
+                                ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
     minibatches: int = option(2, "Optimizer steps per epoch over a rollout (>= 2 lets ratios "
                               "move off 1).", ge=1)
     epochs: int = option(1, "Passes over each rollout.", ge=1)

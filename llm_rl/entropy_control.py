@@ -32,7 +32,7 @@ import numpy as np
 from controllers.pid import PID, PIDState
 from ctrlbench.options import OptionError, Options, option
 from ctrlbench.registry import Registry
-from llm_rl.validation import MIN_TEMPERATURE, check_field, resolve_options
+from llm_rl.validation import MAX_TEMPERATURE, MIN_TEMPERATURE, check_field, resolve_options
 
 __all__ = [
     "ACTUATORS",
@@ -107,8 +107,10 @@ class AEPOOptions(Options):
     """Options of the ``aepo`` controller (actuator ``temperature`` only)."""
 
     label: ClassVar[str] = "control"
-    t_low: float = option(0.8, "AEPO temperature above the target.", ge=MIN_TEMPERATURE)
-    t_high: float = option(1.2, "AEPO temperature at or below the target.", ge=MIN_TEMPERATURE)
+    t_low: float = option(0.8, "AEPO temperature above the target.", ge=MIN_TEMPERATURE,
+                          le=MAX_TEMPERATURE)
+    t_high: float = option(1.2, "AEPO temperature at or below the target.",
+                           ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
     aepo_fraction: float = option(0.25, "AEPO: fraction of the step's prompts regenerated.",
                                   gt=0, le=1)
     aepo_max_splice: int = option(60, "AEPO: most samples spliced in at or below the target "
@@ -139,12 +141,13 @@ class ControlConfig(Options):
         opts = resolve_options(ENTROPY_CONTROLLERS, self.name, self.options)
         object.__setattr__(self, "options", opts)
         if self.actuator == "temperature":  # T = 0 would divide the logits by zero
-            for name in ("value", "u_min"):
-                if hasattr(opts, name) and not getattr(opts, name) >= MIN_TEMPERATURE:
+            for name in ("value", "u_min", "u_max"):
+                if hasattr(opts, name) and \
+                        not MIN_TEMPERATURE <= getattr(opts, name) <= MAX_TEMPERATURE:
                     raise OptionError(
                         f"control.{name} = {getattr(opts, name)!r} is not a valid sampling "
-                        f"temperature: actuator 'temperature' needs control.{name} >= "
-                        f"{MIN_TEMPERATURE:g}"
+                        f"temperature: actuator 'temperature' needs {MIN_TEMPERATURE:g} <= "
+                        f"control.{name} <= {MAX_TEMPERATURE:g}"
                     )
         if self.actuator == "clip_cov_ratio":  # a fraction of the batch's tokens
             for name in ("value", "u_min", "u_max"):

@@ -53,9 +53,9 @@ class GRPOOptions(Options):
     label: ClassVar[str] = "loss"
     eps_low: float = option(0.2, "Lower ratio clip (r >= 1 - eps_low).", ge=0, lt=1)
     eps_high: float = option(0.2, "Upper ratio clip (r <= 1 + eps_high); DAPO clip-higher uses "
-                             "0.28.", ge=0)
+                             "0.28.", ge=0, le=1e6)
     dual_clip: float | None = option(None, "Dual-clip bound c for A < 0 (3.0 in the "
-                                     "literature); None disables it.", gt=1)
+                                     "literature); None disables it.", gt=1, le=1e6)
 
 
 @dataclass(frozen=True)

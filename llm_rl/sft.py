@@ -147,7 +147,11 @@ def warm_start(
     check_tokenizer(task, tok)
     model = build_policy(spec, tok, seed=seed).to(device)  # type: ignore[arg-type]
     losses = sft_train(model, task, tok, cfg, seed=seed, progress=progress)
-    rate = heldout_pass_rate(model, task, tok, seed=seed)
+    try:
+        rate = heldout_pass_rate(model, task, tok, seed=seed)
+    except NonFiniteLossError as exc:
+        raise NonFiniteLossError(f"{exc} after the SFT warm start (sft.lr = {cfg.lr} may be too "
+                                 f"large): nothing was cached") from None
     # Build in a private folder next to the cache entry, then rename it into place: concurrent
     # processes never share a temporary folder, and whoever renames first wins.
     path.parent.mkdir(parents=True, exist_ok=True)

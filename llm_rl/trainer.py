@@ -41,10 +41,10 @@ from llm_rl.rollout import Rollout
 from llm_rl.rundir import claim_run, note, quarantine_damaged, read_checkpoint, read_metrics
 from llm_rl.sft import warm_start
 from llm_rl.stopping import GracefulStop
-from llm_rl.tasks import Problem, check_tokenizer, make_task
+from llm_rl.tasks import Problem, Task, check_tokenizer, make_task
 from llm_rl.validation import NonFiniteLossError, check_device
 
-__all__ = ["GRPOTrainer", "NonFiniteLossError"]
+__all__ = ["GRPOTrainer", "NonFiniteLossError", "preflight"]
 
 #: Config fields allowed to differ between a checkpoint and the run resuming it (``out_dir`` is
 #: where the checkpoint was found, however it is spelled).
@@ -96,6 +96,20 @@ def _check_actuator(cfg: TrainConfig, ctrl: EntropyController) -> None:
         )
 
 
+def preflight(cfg: TrainConfig) -> tuple[Task, Any, EntropyController]:
+    """The checks of a run that need no run folder and no training, in the order a user meets
+    them: device availability, registered names, actuator/loss combinations, the ``init``
+    path. Returns the task, the loss function and the entropy controller."""
+    check_device(cfg.device)
+    task = make_task(cfg.task)
+    loss_fn = get_loss(cfg.loss.name)
+    controller = make_entropy_controller(cfg.control)
+    _check_actuator(cfg, controller)
+    if cfg.init and not (Path(cfg.init) / "config.json").is_file():
+        raise FileNotFoundError(f"init = {cfg.init!r} is not a saved policy (no config.json)")
+    return task, loss_fn, controller
+
+
 class GRPOTrainer:
     """GRPO/DAPO training of a causal LM on a verifiable task with an entropy controller.
 
@@ -127,19 +141,13 @@ class GRPOTrainer:
                  progress: bool = False) -> None:
         cfg = config
         self.cfg = cfg
-        # Validate names before any expensive work (the configs checked their own options).
-        check_device(cfg.device)
-        self.task = make_task(cfg.task)
-        self.loss_fn = get_loss(cfg.loss.name)
-        self.controller = make_entropy_controller(cfg.control)
-        _check_actuator(cfg, self.controller)
+        # Validate before any expensive work (the configs checked their own options).
+        self.task, self.loss_fn, self.controller = preflight(cfg)
         self.out = Path(cfg.out_dir)
         self.metrics_path = self.out / "metrics.jsonl"
         self.ckpt_path = self.out / "checkpoint.pt"
         if resume and overwrite:
             raise RunFolderError("choose one of --resume and --overwrite, not both")
-        if cfg.init and not (Path(cfg.init) / "config.json").is_file():
-            raise FileNotFoundError(f"init = {cfg.init!r} is not a saved policy (no config.json)")
         if resume and not self.out.is_dir():
             claim_run(self.out, resume=True, overwrite=overwrite)  # refuses: nothing to resume
         with lock_folder(self.out, what="llm run"):
@@ -210,7 +218,10 @@ class GRPOTrainer:
             try:
                 while self.step < end:
                     stop.raise_if_requested(self._save_once)
-                    metrics = self.train_step()
+                    try:
+                        metrics = self.train_step()
+                    except NonFiniteLossError as exc:
+                        raise self._located(exc) from None
                     with stop.critical():  # the log line and checkpoint are written whole
                         self._commit(metrics, writer, end)
                     new.append(metrics)
@@ -336,6 +347,13 @@ class GRPOTrainer:
     def _last_good(self) -> str:
         return f"{self.ckpt_path} (step {self._saved_step})" if self._saved_step >= 0 \
             else "none written yet"
+
+    def _located(self, exc: NonFiniteLossError) -> NonFiniteLossError:
+        """``exc`` with the step and the last good checkpoint (sampling errors lack them)."""
+        if "last good checkpoint" in str(exc):
+            return exc
+        return NonFiniteLossError(f"{exc} at step {self.step} (lr = {self.cfg.lr} may be too "
+                                  f"large); last good checkpoint: {self._last_good()}")
 
     def _guard(self, value: torch.Tensor, what: str) -> None:
         if not bool(torch.isfinite(value).all()):

@@ -18,6 +18,8 @@ from ctrlbench.registry import Registry
 
 __all__ = [
     "DEVICE_FORMS",
+    "MAX_LR",
+    "MAX_TEMPERATURE",
     "MIN_TEMPERATURE",
     "NonFiniteLossError",
     "check_device",
@@ -31,6 +33,11 @@ __all__ = [
 DEVICE_FORMS = "cpu, cuda, cuda:<index>, mps"
 #: Lowest sampling temperature (effectively greedy): below it ``logits / T`` can overflow.
 MIN_TEMPERATURE = 1e-3
+#: Highest sampling temperature (effectively uniform sampling).
+MAX_TEMPERATURE = 1e3
+#: Highest optimizer step size: AdamW moves each weight by about ``lr`` per step, so anything
+#: near it already destroys a model; far beyond it torch cannot even represent the update.
+MAX_LR = 1e3
 _DEVICE = re.compile(r"(cpu|cuda|cuda:\d{1,3}|mps)")
 
 
