@@ -117,8 +117,7 @@ def test_sigint_during_the_warm_start_leaves_nothing_half_made(reference, tmp_pa
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_real_signal_to_the_command_then_resume(reference, tmp_path, signum):
     """The command in its own process, signalled from outside while it trains."""
-    flags, rows, weights = reference
-    flags = [*flags, "--steps", "40", "--eval_every", "5", "--checkpoint_every", "7"]
+    flags = [*reference[0], "--steps", "40", "--eval_every", "5", "--checkpoint_every", "7"]
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "llm_rl.cli", "train", *flags, "--out_dir", str(out)]

@@ -290,7 +290,7 @@ def test_huge_step_sizes_stop_cleanly(tmp_path, tiny, tiny_flags, capsys):
     assert main(tiny(tmp_path / "o", "--lr", "1000")) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert "error: " in err and "not finite" in err or "non-finite" in err, err
+    assert "error: " in err and ("not finite" in err or "non-finite" in err), err
     assert re.search(r"at step \d+.*last good checkpoint: ", err), err
     assert main(["sft", *tiny_flags[:8], "--sft.lr", "1000", "--sft_dir",
                  str(tmp_path / "s")]) == 3
