@@ -84,10 +84,11 @@ class Crystallization(Plant):
     computed on that system. ``info`` of ``reset`` lists all of it.
 
     ## Episode end
-    Terminates after 144 periods (the 24 h batch; ``info["final_deviation"]`` is the relative
-    final set-point deviation), or when the stiff integrator fails: then ``info["solver_failed"]``
-    is ``True``, ``info["solver_message"]`` says why and the observation is the last finite one.
-    The registered id also truncates at 144 steps.
+    Truncates after 144 periods, the end of the 24 h batch (``info["final_deviation"]`` is the
+    relative final set-point deviation ``(ref - size) / ref``); a further ``step`` raises
+    ``EpisodeEndedError`` until ``reset``. Terminates when the stiff integrator fails: then
+    ``info["solver_failed"]`` is ``True``, ``info["solver_message"]`` says why and the
+    observation is the last finite one. The registered id also truncates at 144 steps.
 
     ## Arguments
     Keyword options of :class:`~plants.crystallization.options.CrystallizationOptions`.
@@ -102,7 +103,8 @@ class Crystallization(Plant):
         self.dt = CONTROL_PERIOD
         self.grid = SizeGrid(n_cells=opts.n_cells)
         self._nominal = CrystalParams()
-        self._model = crystallization_model(self._nominal, self.grid.l_min)
+        self._model = crystallization_model(self._nominal, self.grid.l_min,
+                                            input_rate_limit=opts.rate_limit / 60.0)
         ref = SignalSpec("mean_size_ref", "um", 0.0, 500.0, "mean-size set-point (grade)",
                          tracks="mean_size")
         self.set_signals((*STATES, MEAN_SIZE, ref), INPUTS)
@@ -196,11 +198,12 @@ class Crystallization(Plant):
         self._obs = self._measure()
         size = self._mean_size()
         err = (self._setpoint - size) / self._setpoint
-        done = self._k >= BATCH_STEPS
         info.update(mean_size_true=size, top_mass_fraction=self._top_fraction())
-        if done:
+        batch_over = self._k >= BATCH_STEPS
+        if batch_over:  # the batch is over: truncated, and stepping on is refused until reset
             info["final_deviation"] = err
-        return self._obs.copy(), -(err**2), done, False, info
+            self._ended = "truncated"
+        return self._obs.copy(), -(err**2), False, batch_over, info
 
     def _top_fraction(self) -> float:
         z, x3 = self._y[: self._pbe.n], self._pbe.x**3
