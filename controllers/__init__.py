@@ -38,3 +38,4 @@ def register() -> None:
         MSD_MODEL_NAME, "controllers.siso_pid:design_mass_spring_damper",
         options="controllers.siso_pid:MassSpringDamperPIDOptions",
         description="PID with all three closed-loop poles at -bandwidth")
+    PID_DESIGNS.register("dextrose_crystallization", "controllers.crystal_pi:design_crystallization_pi", options="controllers.crystal_pi:CrystalPIOptions", description="SIMC PI on the mean-size step response of grade 'medium'")  # noqa: E501
