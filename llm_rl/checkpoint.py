@@ -78,6 +78,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(_safe_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:  # unreadable for this user: not damage, the file stays in place
+        raise
     except Exception as exc:  # torch raises many types for damaged files
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if "Weights only load failed" in reason:

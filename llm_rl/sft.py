@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from ctrlbench.runfolder import quarantine
+from ctrlbench.runfolder import ensure_writable, quarantine
 from llm_rl.config import SFTConfig, config_hash
 from llm_rl.policy import PolicySpec, build_policy, load_policy, save_policy
 from llm_rl.rundir import note
@@ -145,6 +145,7 @@ def warm_start(
     task = make_task(task_name)
     tok = CharTokenizer(DEFAULT_CHARS)
     check_tokenizer(task, tok)
+    ensure_writable(cache_dir, "SFT cache folder")  # before training, not after
     model = build_policy(spec, tok, seed=seed).to(device)  # type: ignore[arg-type]
     losses = sft_train(model, task, tok, cfg, seed=seed, progress=progress)
     try:

@@ -457,6 +457,9 @@ class GRPOTrainer:
             raise quarantine_damaged(self.ckpt_path, root, f"does not fit this run ({reason})",
                                      todo) from None
         self._saved_step = self.step
+        if self.step > self.cfg.steps:
+            raise ValueError(f"steps = {self.cfg.steps} is below the step of the run in "
+                             f"{self.cfg.out_dir} ({self.step}); valid: steps >= {self.step}")
         # The log is appended line by line: a kill can leave a torn last line, and steps after
         # the checkpoint are redone. Keep the rows before it; rewrite atomically.
         self.history, remark = read_metrics(self.metrics_path, root, self.step)
