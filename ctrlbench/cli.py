@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ctrlbench.options import parse_value
 
@@ -22,7 +22,32 @@ __all__ = ["main", "parse_sets"]
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    # names, options and error messages are printed as written: no emoji codes, no
+    # highlighting; markup only in our own literals (dynamic text goes through escape/Text)
+    return Console(stderr=False, highlight=False, emoji=False)
+
+
+def _warn(command: str) -> Any:
+    def warn(message: str) -> None:
+        print(f"ctrlbench {command}: warning: {_one_line(message)}", file=sys.stderr)
+
+    return warn
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _check_seed(seed: int) -> None:
+    from ctrlbench.study_spec import MAX_SEED
+
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be an integer in [0, {MAX_SEED}], got {seed}")
+
+
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be an integer >= 1, got {steps}")
 
 
 def parse_sets(
@@ -113,6 +138,7 @@ def _option_names(cls: Any) -> list[str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ctrlbench.metrics import summary, units
+    from ctrlbench.records import nonfinite_problem
     from ctrlbench.registry import (
         CONTROLLERS,
         check_applicable,
@@ -122,13 +148,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         plant_info,
         plant_options,
     )
+    from ctrlbench.runfolder import ensure_writable
 
     full_id, _ = plant_info(args.plant)
     CONTROLLERS.entry(args.controller)
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    _check_seed(args.seed)
+    _check_steps(args.steps)
+    out = ensure_writable(args.out, "--out folder")
     probe = make_plant(full_id)  # the controller's options may depend on the plant's model
     try:
         check_applicable(args.controller, probe)
@@ -136,31 +162,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         probe.close()
     p_opts, c_opts = parse_sets(args.set or [], _option_names(plant_options(full_id)), c_keys)
+    what = f"{full_id} / {args.controller} with {_options_text(p_opts, c_opts)}"
     plant = make_plant(full_id, **p_opts)
-    ctrl = make_controller(args.controller, plant, **c_opts)
-    meta = {
-        "plant": full_id,
-        "controller": args.controller,
-        "plant_options": p_opts,
-        "controller_options": c_opts,
-    }
-    traj = _with_progress(plant, ctrl, args.steps, args.seed, meta)
-    plant.close()
-    con = _console()
+    try:
+        try:
+            ctrl = make_controller(args.controller, plant, **c_opts)
+        except (KeyError, TypeError, ValueError):
+            raise
+        except Exception as exc:  # a design that cannot be done for these options
+            raise ValueError(f"cannot build {what}: {type(exc).__name__}: {exc}") from None
+        meta = {"plant": full_id, "controller": args.controller, "plant_options": p_opts,
+                "controller_options": c_opts}
+        traj = _with_progress(plant, ctrl, args.steps, args.seed, meta)
+    finally:
+        plant.close()
     metrics = summary(traj)
+    problem = nonfinite_problem(traj, metrics)
+    if problem:
+        raise ValueError(f"{what}: {problem}")
+    con = _console()
     con.print(_metrics_table(metrics, units(traj),
                              f"{full_id} / {args.controller} (seed {args.seed})"))
     if traj.terminated:
         con.print(f"[bold red]warning:[/] the plant terminated the episode early at step "
                   f"{len(traj)} (t = {metrics['duration']:.4g} s); the metrics cover only that.")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
     stem = out / f"{full_id.split('/')[-1]}__{args.controller}__s{args.seed}"
     traj.save(stem)
     traj.plot().savefig(stem.with_suffix(".png"), dpi=110)
-    con.print(f"trajectory: {stem}.npz (+ .json)   figure: {stem}.png", markup=False)
+    con.print(f"trajectory: {stem}.npz (+ .json)   figure: {stem}.png", markup=False,
+              soft_wrap=True)
     return 0
+
+
+def _options_text(p_opts: dict[str, Any], c_opts: dict[str, Any]) -> str:
+    items = [f"plant.{k}={v!r}" for k, v in p_opts.items()]
+    items += [f"controller.{k}={v!r}" for k, v in c_opts.items()]
+    return ", ".join(items) or "default options"
 
 
 def _with_progress(
@@ -168,27 +205,42 @@ def _with_progress(
 ) -> Any:
     from rich.progress import Progress
 
+    from ctrlbench.interrupt import raise_if_interrupted
     from ctrlbench.simulate import simulate
 
     spec = getattr(plant.unwrapped, "spec", None)
-    total = steps if steps is not None else getattr(spec, "max_episode_steps", None)
+    limit = getattr(spec, "max_episode_steps", None)
+    total = min(steps, limit) if steps is not None and limit else steps or limit
     with Progress(transient=True) as progress:
         task = progress.add_task("simulating", total=total)
 
         def tick(k: int, *_: Any) -> None:
+            raise_if_interrupted()  # a Ctrl-C a solver swallowed
             if k % 100 == 0:
                 progress.update(task, completed=k)
 
-        return simulate(plant, ctrl, steps=steps, seed=seed, callbacks=[tick], meta=meta)
+        try:
+            traj = simulate(plant, ctrl, steps=steps, seed=seed, callbacks=[tick], meta=meta)
+        except (KeyError, TypeError, ValueError):
+            raise
+        except Exception as exc:  # the closed loop failed for these options
+            raise_if_interrupted()
+            raise ValueError(f"the run failed: {type(exc).__name__}: {exc}") from None
+        raise_if_interrupted()
+        return traj
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.progress import Progress
     from rich.table import Table
+    from rich.text import Text
 
     from ctrlbench.check import check_plant
     from ctrlbench.registry import plant_ids, plant_info
 
+    _check_steps(args.steps)
+    _check_seed(args.seed)
     ids = [plant_info(args.plant)[0]] if args.plant else plant_ids()
     table = Table("plant", "check", "result", title="plant conformance")
     ok = True
@@ -196,55 +248,68 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with Progress(transient=True) as progress:
         task = progress.add_task("checking plants", total=len(ids))
         for pid in ids:
-            progress.update(task, description=f"checking {pid}")
+            progress.update(task, description=f"checking {escape(pid)}")
             reports.append((pid, check_plant(pid, steps=args.steps, seed=args.seed)))
             progress.advance(task)
     for pid, report in reports:
         ok &= report.ok
         for name, err in report.results.items():
-            table.add_row(pid, name, "[green]pass[/]" if err is None else f"[red]FAIL[/] {err}")
+            result = Text("pass", style="green") if err is None else Text.assemble(
+                ("FAIL", "red"), " ", _one_line(err))
+            table.add_row(Text(pid), Text(name), result)
     _console().print(table)
     return 0 if ok else 1
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.progress import Progress
 
     from ctrlbench.report import build_report
-    from ctrlbench.study import StudySpec, load_records, run_study
+    from ctrlbench.study import MAX_WORKERS, StudySpec, run_study
 
+    _check_steps(args.steps)
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ValueError(f"--workers must be an integer in [1, {MAX_WORKERS}], got "
+                         f"{args.workers}")
     spec = StudySpec.from_file(args.spec)
     if args.steps is not None:
-        if args.steps < 1:
-            raise ValueError(f"--steps must be >= 1, got {args.steps}")
         spec = dataclasses.replace(spec, steps=args.steps)
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    out = Path(args.out or Path("results") / spec.name)
-    total = len(spec.runs())
-    already = sum(1 for r in load_records(out) if r.get("status") == "ok")
+    out = Path(args.out) if args.out else Path("results") / spec.name
+    warn = _warn("study")
     with Progress() as progress:
-        task = progress.add_task(f"study {spec.name}", total=total, completed=already)
+        task = progress.add_task(f"study {escape(spec.name)}", total=None)
         records = run_study(
-            spec, out, workers=args.workers, on_done=lambda _: progress.advance(task)
+            spec, out, workers=args.workers, overwrite=args.overwrite,
+            preload=[args.spec] if str(args.spec).endswith(".py") else [],
+            on_plan=lambda total, done: progress.update(task, total=total, completed=done),
+            on_done=lambda _: progress.advance(task), on_warning=warn,
         )
     failed = sum(1 for r in records if r.get("status") != "ok")
-    path = build_report(out)
-    _console().print(f"{len(records)} runs recorded ({failed} failed); report: {path}")
+    path = build_report(out, on_warning=warn)
+    _console().print(f"{len(records)} runs recorded ({failed} failed); report: {path}",
+                     markup=False, soft_wrap=True)
     return 1 if failed else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from ctrlbench.report import build_report
 
-    path = build_report(args.dir, figures=not args.no_figures)
-    _console().print(path.read_text())
+    path = build_report(args.dir, figures=not args.no_figures, on_warning=_warn("report"))
+    _console().print(path.read_text(), markup=False, soft_wrap=True)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line: ``ctrlbench run: error: ... (see ctrlbench run --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ctrlbench", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="ctrlbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="registered plants and controllers")
     r = sub.add_parser("run", help="run one controller on one plant")
     r.add_argument("plant")
@@ -270,6 +335,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=None,
                    help="override the spec's steps per run, for a quick check "
                         "(default: the spec's)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="move a previous study in the folder aside to <folder>.old-<time> and "
+                        "start afresh (default: resume the same spec, refuse another)")
     rp = sub.add_parser("report", help="markdown report of a study folder")
     rp.add_argument("dir")
     rp.add_argument("--no-figures", action="store_true")
@@ -302,27 +370,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from ctrlbench.interrupt import exit_status, handle_signals
     from ctrlbench.runfolder import RunFolderError
+    from ctrlbench.study_pool import StudyWorkerError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     plugins = _plugin_commands()
-    command = argv[0] if argv else "?"
+    command = argv[0] if argv and argv[0] in (*_COMMANDS, *plugins) else ""
+    prog = f"ctrlbench {command}" if command else "ctrlbench"
     try:
         with handle_signals():
             if argv and argv[0] in plugins:
                 return int(plugins[argv[0]].load()(argv[1:]))
             args = _parser().parse_args(argv)
             return _COMMANDS[args.command](args)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except KeyboardInterrupt as exc:
         status = exit_status(exc)
-        print(f"\nctrlbench {command}: interrupted ({'SIGTERM' if status == 143 else 'SIGINT'}); "
+        print(f"\n{prog}: interrupted ({'SIGTERM' if status == 143 else 'SIGINT'}); "
               f"finished work is kept, rerun the same command to resume", file=sys.stderr)
         return status
-    except (KeyError, TypeError, ValueError, FileNotFoundError, RunFolderError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"ctrlbench {command}: error: {msg}", file=sys.stderr)
+    except (KeyError, TypeError, ValueError, RunFolderError, StudyWorkerError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"{prog}: error: {_one_line(msg)}", file=sys.stderr)
         return 2
     except PermissionError as exc:
-        print(f"ctrlbench {command}: error: permission denied: {exc.filename}", file=sys.stderr)
+        print(f"{prog}: error: permission denied: {exc.filename or _one_line(exc)}",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:  # FileNotFoundError, a full disk, a read-only file system, ...
+        msg = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+        print(f"{prog}: error: {_one_line(msg)}", file=sys.stderr)
         return 2
 
 

@@ -1,17 +1,24 @@
-"""Study reports built from the records alone: a markdown table of metrics and figures."""
+"""Study reports built from the records alone: a markdown table of metrics and figures.
+
+Only valid records of the folder's own study are used (:mod:`ctrlbench.records`); damaged or
+foreign records and trajectories that do not load are left out with a warning naming the file.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ctrlbench.io import atomic_write_bytes
-from ctrlbench.study import load_records
+from ctrlbench.records import frame_of, scan_records, study_run_ids
+from ctrlbench.runfolder import RunFolderError, ensure_writable
 from ctrlbench.trajectory import Trajectory
 
 __all__ = ["DEFAULT_COLUMNS", "build_report"]
@@ -94,25 +101,53 @@ def _table(records: list[dict[str, Any]]) -> list[str]:
                     np.array([float(r["metrics"].get(c, np.nan)) for r in recs]) for c in cols
                 )
             ]
-            lines.append(f"| {ctrl} | {opts or '-'} | {len(recs)} | {_episode_cell(recs)} | "
+            cell = (opts or "-").replace("|", "\\|")
+            lines.append(f"| {ctrl} | {cell} | {len(recs)} | {_episode_cell(recs)} | "
                          + " | ".join(cells) + " |")
     return lines
 
 
-def _figures(out: Path, records: list[dict[str, Any]]) -> list[str]:
+def _literal(text: str) -> str:
+    """Text matplotlib draws as written (a ``$`` would start mathtext)."""
+    return text.replace("$", r"\$")
+
+
+def _load(out: Path, rec: dict[str, Any], warn: Callable[[str], None]) -> Trajectory | None:
+    path = out / rec["trajectory"]
+    try:
+        path.resolve().relative_to(out.resolve())
+        return Trajectory.load(path)
+    except Exception as exc:  # a damaged file fails in many ways; all mean "not usable"
+        warn(f"{path}: trajectory of {rec['run_id']} does not load ({type(exc).__name__}: "
+             f"{exc}); left out of the figures (the next study run redoes the run)")
+        return None
+
+
+def _figures(out: Path, records: list[dict[str, Any]], warn: Callable[[str], None]) -> list[str]:
     """One figure per (plant, plant options): every reference response of each controller.
 
-    Each controller is drawn from its lowest-seed run; references come from the first one.
+    Each controller is drawn from its lowest-seed run whose trajectory loads; references come
+    from the first one.
     """
     from matplotlib.figure import Figure
 
     lines = []
-    cases: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    cases: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list))
     for r in sorted((r for r in records if r.get("status") == "ok"), key=lambda r: r["seed"]):
         key = (r["plant"], json.dumps(r.get("plant_options", {}), sort_keys=True))
-        cases[key].setdefault(r["controller"], r)
-    for i, ((plant, opts), recs) in enumerate(sorted(cases.items())):
-        trajs = {c: Trajectory.load(out / rec["trajectory"]) for c, rec in sorted(recs.items())}
+        cases[key][r["controller"]].append(r)
+    for i, ((plant, opts), by_ctrl) in enumerate(sorted(cases.items())):
+        trajs: dict[str, Trajectory] = {}
+        recs: dict[str, dict[str, Any]] = {}
+        for ctrl, candidates in sorted(by_ctrl.items()):
+            for rec in candidates:
+                traj = _load(out, rec, warn)
+                if traj is not None:
+                    trajs[ctrl], recs[ctrl] = traj, rec
+                    break
+        if not trajs:
+            continue
         pairs = next(iter(trajs.values())).tracking_pairs
         if not pairs:
             continue
@@ -121,32 +156,88 @@ def _figures(out: Path, records: list[dict[str, Any]]) -> list[str]:
         first = next(iter(trajs.values()))
         units = {s.name: s.unit for s in first.observation_signals}
         for ax, (ref, tracked) in zip(axes, pairs):
-            ax.plot(first.time, first.signal(ref), "k--", lw=1, label=ref)
+            ax.plot(first.time, first.signal(ref), "k--", lw=1, label=_literal(ref))
             for ctrl, traj in trajs.items():
-                ax.plot(traj.time, traj.signal(tracked), lw=1, label=f"{ctrl}")
-            ax.set_ylabel(f"{tracked} [{units.get(tracked, '')}]")
+                ax.plot(traj.time, traj.signal(tracked), lw=1, label=_literal(ctrl))
+            ax.set_ylabel(_literal(f"{tracked} [{units.get(tracked, '')}]"))
             ax.legend(fontsize="small", loc="best")
         axes[-1].set_xlabel("time [s]")
-        fig.suptitle(
-            f"{plant} {opts if opts != '{}' else ''} (seed {min(r['seed'] for r in recs.values())})"
-        )
+        seed = min(r["seed"] for r in recs.values())
+        fig.suptitle(_literal(f"{plant} {opts if opts != '{}' else ''} (seed {seed})"))
         name = f"fig_{i:02d}_{plant.replace('/', '_')}.png"
         fig.savefig(out / name, dpi=100)
         lines.append(f"![{plant} {opts}]({name})")
     return lines
 
 
-def build_report(out_dir: str | Path, figures: bool = True) -> Path:
+def _study_records(out: Path, warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The folder's valid records of its own study; clear errors when there are none."""
+    if not out.exists():
+        raise FileNotFoundError(f"study folder {str(out)!r} does not exist")
+    if not out.is_dir():
+        raise RunFolderError(f"{str(out)!r} is a file, not a study folder")
+    if not (out / "records").is_dir():
+        raise FileNotFoundError(f"{str(out)!r} holds no study (no records/ folder); run "
+                                f"`ctrlbench study <spec> --out {out}` first")
+    scan = scan_records(out, study_run_ids(out))
+    for message in scan.messages("left out (the next study run quarantines and redoes it)"):
+        warn(message)
+    if not scan.records:
+        skipped = f" ({len(scan.problems)} unusable file(s) left out)" if scan.problems else ""
+        raise FileNotFoundError(f"no valid run records under {str(out / 'records')!r}{skipped}")
+    return [scan.records[k] for k in sorted(scan.records)]
+
+
+def _spec_name(out: Path) -> str:
+    try:
+        spec = json.loads((out / "spec.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out.name
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) else out.name
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def build_report(
+    out_dir: str | Path,
+    figures: bool = True,
+    *,
+    on_warning: Callable[[str], None] | None = None,
+) -> Path:
     """Write ``report.md``, ``records.csv`` (one row per run) and figures in a study folder from
-    its records; return the report's path."""
+    its records; return the report's path.
+
+    Parameters
+    ----------
+    out_dir:
+        The study folder.
+    figures:
+        Draw one response figure per (plant, plant options).
+    on_warning:
+        Called with each warning (a record or trajectory left out, naming the file); default
+        :func:`warnings.warn`.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist, holds no ``records/`` or no valid record.
+    ctrlbench.runfolder.RunFolderError
+        The path is a file, or the folder is not writable.
+    """
     out = Path(out_dir)
-    records = load_records(out)
-    if not records:
-        raise FileNotFoundError(f"no run records under {out / 'records'}")
-    spec = json.loads((out / "spec.json").read_text()) if (out / "spec.json").exists() else {}
+
+    def _default_warn(message: str) -> None:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    warn = on_warning or _default_warn
+    records = _study_records(out, warn)
+    ensure_writable(out, "study folder")
     failed = [r for r in records if r.get("status") != "ok"]
     lines = [
-        f"# Study report: {spec.get('name', out.name)}",
+        f"# Study report: {_spec_name(out)}",
         "",
         f"{len(records)} runs recorded, {len(failed)} failed. Metrics are means over seeds "
         "(NaN seeds skipped). Step metrics (overshoot [%], rise and settling time [s], from the "
@@ -158,12 +249,10 @@ def build_report(out_dir: str | Path, figures: bool = True) -> Path:
     lines += _table(records)
     if failed:
         lines += ["", "## Failed runs", ""]
-        lines += [f"- `{r['run_id']}`: {r.get('error', '?')}" for r in failed]
+        lines += [f"- `{r['run_id']}`: {_one_line(r.get('error', '?'))}" for r in failed]
     if figures:
-        lines += ["", "## Responses", "", *_figures(out, records)]
-    from ctrlbench.study import records_frame
-
-    atomic_write_bytes(out / "records.csv", records_frame(out).to_csv(index=False).encode())
+        lines += ["", "## Responses", "", *_figures(out, records, warn)]
+    atomic_write_bytes(out / "records.csv", frame_of(records).to_csv(index=False).encode())
     path = out / "report.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

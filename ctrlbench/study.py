@@ -1,209 +1,74 @@
 """Studies: a frozen spec (plants x controllers x seeds x parameter grid) expanded into runs.
 
 Each run writes its trajectory, then its record (``records/<run_id>.json``, one JSON line)
-atomically; a record's presence means the run is finished, so a rerun skips it and a study killed
-at any point loses at most the runs in flight. A failing run is recorded with its error and the
-study goes on. Runs execute in a local process pool (one torch/BLAS thread per worker).
+atomically; a valid record means the run is finished, so a rerun skips it and a study killed at
+any point loses at most the runs in flight. A failing run is recorded with its error and the
+study goes on; a run whose signals or metrics are not finite is a failure, never "ok".
+
+The study folder belongs to one study: :func:`run_study` holds its lock for the whole study (a
+second study on it is refused, naming the holder's pid), refuses a folder whose ``spec.json``
+is another spec's (``overwrite=True`` moves the old study aside), and quarantines damaged or
+foreign records before deciding what to run (see :mod:`ctrlbench.records`). SIGINT / SIGTERM
+stop it without recording anything false; workers are managed by :mod:`ctrlbench.study_pool`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-import os
-import runpy
-import tomllib
 import traceback
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ctrlbench.capabilities import Provides
+from ctrlbench.interrupt import pending_signal, raise_if_interrupted
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.records import (
+    RUNS_FILE,
+    load_records,
+    nonfinite_problem,
+    records_frame,
+    scan_records,
+    write_record,
+)
+from ctrlbench.runfolder import RunFolderError, claim_folder, lock_folder, quarantine
+from ctrlbench.study_spec import RunSpec, StudySpec
 from ctrlbench.trajectory import jsonable
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = [
+    "MAX_WORKERS",
+    "RunSpec",
+    "StudySpec",
+    "execute_run",
+    "load_records",
+    "records_frame",
+    "run_study",
+]
 
-__all__ = ["RunSpec", "StudySpec", "execute_run", "load_records", "records_frame", "run_study"]
+MAX_WORKERS = 256
+"""The largest process pool a study starts."""
 
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One closed-loop run of a study."""
-
-    plant: str
-    controller: str
-    seed: int
-    steps: int | None = None
-    plant_options: Mapping[str, Any] = field(default_factory=dict)
-    controller_options: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def run_id(self) -> str:
-        """Stable id from the run's content: same spec, same id."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        name = f"{self.plant.split('/')[-1]}__{self.controller}__s{self.seed}"
-        return f"{name}__{hashlib.sha1(blob).hexdigest()[:10]}"
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """What to run.
-
-    Parameters
-    ----------
-    name:
-        Study name (used in reports).
-    plants:
-        Plant ids (``ctrlbench/<Name>-v<N>`` or any gymnasium id).
-    controllers:
-        Controller names from the controller registry.
-    seeds:
-        Seeds; each (plant, controller, grid point) runs once per seed.
-    steps:
-        Steps per run; ``None`` runs each episode to its end.
-    plant_options:
-        Fixed options for every plant.
-    controller_options:
-        Fixed options per controller name; a key ``"<controller>@<plant id>"`` adds options for
-        that controller on that plant only (e.g. a set-point prefilter one plant needs).
-    grid:
-        Parameter grid ``{"plant.<option>" | "controller.<option>": [values, ...]}``; the study
-        runs the Cartesian product.
-    """
-
-    name: str
-    plants: tuple[str, ...]
-    controllers: tuple[str, ...]
-    seeds: tuple[int, ...] = (0,)
-    steps: int | None = None
-    plant_options: Mapping[str, Any] = field(default_factory=dict)
-    controller_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for key in self.grid:
-            if not key.startswith(("plant.", "controller.")):
-                raise ValueError(f"grid key {key!r} must start with 'plant.' or 'controller.'")
-        for key in self.controller_options:
-            ctrl, _, plant = key.partition("@")
-            if ctrl not in self.controllers or (plant and plant not in self.plants):
-                raise ValueError(
-                    f"controller_options key {key!r} must be a controller of "
-                    f"{list(self.controllers)} or '<controller>@<plant>' with a plant of "
-                    f"{list(self.plants)}"
-                )
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> StudySpec:
-        """Read a ``.toml`` spec (top-level keys = fields) or a ``.py`` file defining ``SPEC``."""
-        path = Path(path)
-        if path.suffix == ".py":
-            spec = runpy.run_path(str(path)).get("SPEC")
-            if not isinstance(spec, cls):
-                raise ValueError(f"{path} must define SPEC = StudySpec(...)")
-            return spec
-        if path.suffix != ".toml":
-            raise ValueError(f"study spec must be .toml or .py, got {path}")
-        data = tomllib.loads(path.read_text())
-        return cls.from_dict(data)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StudySpec:
-        """Build from a mapping; unknown keys raise, listing the valid ones."""
-        valid = set(cls.__dataclass_fields__)
-        bad = sorted(set(data) - valid)
-        if bad:
-            raise KeyError(f"unknown study spec key(s) {bad}; valid keys: {sorted(valid)}")
-        d = dict(data)
-        for key in ("plants", "controllers", "seeds"):
-            if key in d:
-                d[key] = tuple(d[key])
-        if "grid" in d:
-            d["grid"] = {k: tuple(v) for k, v in d["grid"].items()}
-        return cls(**d)
-
-    def validate(self) -> None:
-        """Check every plant id, controller name and option against the registries.
-
-        Builds each distinct plant once (with its options) and checks every controller's options
-        on it. Raises ``KeyError`` / :class:`~ctrlbench.options.OptionError` naming the bad
-        value and the valid choices, before any run starts.
-        """
-        from ctrlbench.registry import CONTROLLERS, make_plant, plant_info
-
-        for name in self.controllers:
-            CONTROLLERS.entry(name)
-        plants: dict[str, Any] = {}
-        try:
-            for run in self.runs():
-                key = json.dumps([plant_info(run.plant)[0], run.plant_options], sort_keys=True,
-                                 default=str)
-                if key not in plants:
-                    plants[key] = make_plant(run.plant, **run.plant_options)
-                CONTROLLERS.build_options(run.controller, run.controller_options, plants[key])
-        finally:
-            for env in plants.values():
-                env.close()
-
-    def skipped(self) -> list[tuple[str, str, str]]:
-        """``(plant, controller, reason)`` for the pairs left out as not applicable."""
-        from ctrlbench.capabilities import missing
-        from ctrlbench.registry import CONTROLLERS, PLANTS, plant_info
-
-        out = []
-        for plant, ctrl in itertools.product(self.plants, self.controllers):
-            provides = PLANTS.entry(plant_info(plant)[0]).provides
-            lacks = missing(CONTROLLERS.entry(ctrl).resolved_requires(), provides or Provides())
-            if lacks:
-                out.append((plant, ctrl, "; ".join(lacks)))
-        return out
-
-    def runs(self) -> list[RunSpec]:
-        """The Cartesian product of plants, controllers, grid points and seeds, over the
-        applicable (plant, controller) pairs only (:meth:`skipped` lists the others)."""
-        keys = list(self.grid)
-        out = []
-        skip = {(p, c) for p, c, _ in self.skipped()}
-        for plant, ctrl in itertools.product(self.plants, self.controllers):
-            if (plant, ctrl) in skip:
-                continue
-            for values in itertools.product(*(self.grid[k] for k in keys)):
-                p_opts = dict(self.plant_options)
-                c_opts = {**self.controller_options.get(ctrl, {}),
-                          **self.controller_options.get(f"{ctrl}@{plant}", {})}
-                for k, v in zip(keys, values):
-                    scope, _, opt = k.partition(".")
-                    (p_opts if scope == "plant" else c_opts)[opt] = v
-                for seed in self.seeds:
-                    out.append(RunSpec(plant, ctrl, seed, self.steps, p_opts, c_opts))
-        return out
-
-
-def _init_worker() -> None:
-    """One BLAS/torch thread per worker process."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
+# what makes a folder "hold a study" for --overwrite
+_STUDY_FILES = ("spec.json", RUNS_FILE, "records", "trajectories", "report.md", "records.csv",
+                "quarantine")
 
 
 def execute_run(run: RunSpec, out_dir: str | Path) -> dict[str, Any]:
-    """Run one closed loop and write its trajectory and record; errors become records."""
+    """Run one closed loop and write its trajectory and record; errors become records.
+
+    A run whose observations, actions, rewards or (non-step) metrics are not finite is recorded
+    as an error. ``KeyboardInterrupt`` (SIGINT / SIGTERM inside
+    :func:`~ctrlbench.interrupt.handle_signals`) is never recorded: it propagates, also when a
+    solver swallowed it and raised something else instead.
+    """
     from ctrlbench.metrics import summary, units
     from ctrlbench.registry import make_controller, make_plant
     from ctrlbench.simulate import simulate
 
     out = Path(out_dir)
     record: dict[str, Any] = {"run_id": run.run_id, **asdict(run)}
+    plant = None
     try:
         plant = make_plant(run.plant, **run.plant_options)
         ctrl = make_controller(run.controller, plant, **run.controller_options)
@@ -214,46 +79,86 @@ def execute_run(run: RunSpec, out_dir: str | Path) -> dict[str, Any]:
             seed=run.seed,
             meta={"plant": run.plant, "controller": run.controller},
         )
-        plant.close()
-        traj_path = traj.save(out / "trajectories" / run.run_id)
-        record.update(
-            status="ok", metrics=summary(traj), units=units(traj),
-            trajectory=str(traj_path.relative_to(out)),
-        )
+        raise_if_interrupted()  # a signal a solver swallowed: the run did not finish
+        metrics = summary(traj)
+        problem = nonfinite_problem(traj, metrics)
+        if problem:
+            record.update(status="error", error=f"non-finite result: {problem}")
+        else:
+            traj_path = traj.save(out / "trajectories" / run.run_id)
+            record.update(status="ok", metrics=metrics, units=units(traj),
+                          trajectory=str(traj_path.relative_to(out)))
     except Exception as exc:
+        if pending_signal() is not None:  # the error is the aftermath of an interrupt
+            raise_if_interrupted()
         record.update(
             status="error",
             error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=5),
         )
-    line = json.dumps(record, default=jsonable, allow_nan=True) + "\n"
-    atomic_write_bytes(out / "records" / f"{run.run_id}.json", line.encode())
+    finally:
+        if plant is not None:
+            try:
+                plant.close()
+            except Exception:  # closing must not turn a result into a failure
+                pass
+    raise_if_interrupted()
+    write_record(out, record)
     return record
 
 
-def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
-    """All run records of a study folder, sorted by run id."""
-    rec_dir = Path(out_dir) / "records"
-    if not rec_dir.is_dir():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(rec_dir.glob("*.json"))]
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=jsonable)
 
 
-def records_frame(out_dir: str | Path) -> pd.DataFrame:
-    """The study's records as one pandas DataFrame: a row per run, columns ``plant``,
-    ``controller``, ``seed``, ``status``, ``plant.<option>``, ``controller.<option>`` and one per
-    metric (``iae``, ``omega_ref.overshoot``, ``terminated``, ...)."""
-    import pandas as pd
+def _spec_json(spec: StudySpec) -> Any:
+    return json.loads(json.dumps(asdict(spec), default=jsonable))
 
-    rows = []
-    for rec in load_records(out_dir):
-        row: dict[str, Any] = {k: rec.get(k) for k in ("run_id", "plant", "controller", "seed",
-                                                        "status", "error")}
-        row.update({f"plant.{k}": v for k, v in rec.get("plant_options", {}).items()})
-        row.update({f"controller.{k}": v for k, v in rec.get("controller_options", {}).items()})
-        row.update(rec.get("metrics", {}))
-        rows.append(row)
-    return pd.DataFrame(rows)
+
+def _claim(out: Path, spec: StudySpec, overwrite: bool, warn: Callable[[str], None]) -> None:
+    """Check that ``out`` is free or holds this very spec; move an old study aside if asked."""
+    if overwrite:
+        aside = claim_folder(out, resume=False, overwrite=True, markers=_STUDY_FILES)
+        if aside is not None:
+            warn(f"moved the previous study in {str(out)!r} to {str(aside)!r}")
+        return
+    path = out / "spec.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        where = quarantine(path, out, f"unreadable spec.json ({exc})")
+        warn(f"{path}: unreadable ({exc}); moved to {where}, records are checked against the "
+             f"spec given now")
+        return
+    new = _spec_json(spec)
+    if _canonical(old) == _canonical(new):
+        return
+    fields = sorted(k for k in set(old) | set(new) if _canonical(old.get(k)) !=
+                    _canonical(new.get(k)))
+    raise RunFolderError(
+        f"{str(out)!r} holds another study ({old.get('name')!r}; the specs differ in "
+        f"{', '.join(fields)}): rerun with the same spec to resume it, pass --overwrite to move "
+        f"it aside to {out.name}.old-<time>, or choose another folder"
+    )
+
+
+def _remove_stray_temporaries(out: Path) -> None:
+    """Temporary files of atomic writes a killed process left behind (we hold the lock)."""
+    for sub in ("records", "trajectories"):
+        folder = out / sub
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _warn_default(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def run_study(
@@ -262,53 +167,83 @@ def run_study(
     *,
     workers: int = 1,
     retry_failed: bool = True,
+    overwrite: bool = False,
+    preload: Sequence[str | Path] = (),
+    on_plan: Callable[[int, int], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Execute the runs of ``spec`` that have no record yet; return all records.
+    """Execute the runs of ``spec`` that have no valid record yet; return the study's records.
 
-    Raises before running anything when a plant, controller or option is unknown
-    (:meth:`StudySpec.validate`).
+    Raises before writing anything when a plant, controller or option is unknown
+    (:meth:`StudySpec.validate`), and :class:`~ctrlbench.runfolder.RunFolderError` when the
+    folder is a file, not writable, in use by another study or holds another spec's study.
 
     Parameters
     ----------
     spec:
         The study.
     out_dir:
-        Folder for ``spec.json``, ``records/`` and ``trajectories/``.
+        Folder for ``spec.json``, ``runs.json``, ``records/`` and ``trajectories/``.
     workers:
-        Process-pool size; 1 runs in this process.
+        Process-pool size (1 to :data:`MAX_WORKERS`); 1 runs in this process.
     retry_failed:
         Re-run runs whose record says ``"error"``.
+    overwrite:
+        Move a previous study in ``out_dir`` aside to ``<out_dir>.old-<time>`` and start afresh.
+    preload:
+        Python files each worker runs before its first run (a ``.py`` spec that registers its
+        own controllers).
+    on_plan:
+        Called once with ``(number of runs, number already done)`` before any run starts.
     on_done:
         Called with each new record (progress reporting).
+    on_warning:
+        Called with each warning (a quarantined record, a folder moved aside); default
+        :func:`warnings.warn`.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or not (
+        1 <= workers <= MAX_WORKERS
+    ):
+        raise ValueError(f"workers must be an integer in [1, {MAX_WORKERS}], got {workers!r}")
+    warn = on_warning or _warn_default
     spec.validate()
+    runs = spec.runs()
+    ids = {r.run_id for r in runs}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        out / "spec.json", json.dumps(asdict(spec), indent=1, default=jsonable).encode()
-    )
-    done = {r["run_id"]: r for r in load_records(out)}
-    todo = [
-        r
-        for r in spec.runs()
-        if r.run_id not in done or (retry_failed and done[r.run_id].get("status") != "ok")
-    ]
-    for record in _execute(todo, out, workers):
-        if on_done is not None:
-            on_done(record)
-    return load_records(out)
+    with lock_folder(out, "study"):
+        _claim(out, spec, overwrite, warn)
+        _remove_stray_temporaries(out)
+        atomic_write_bytes(out / "spec.json",
+                           json.dumps(asdict(spec), indent=1, default=jsonable).encode())
+        atomic_write_bytes(out / RUNS_FILE,
+                           json.dumps({"run_ids": sorted(ids)}, indent=1).encode())
+        scan = scan_records(out, ids, fix=True, check_trajectories=True)
+        for message in scan.messages("moved to quarantine/, the run will be redone"):
+            warn(message)
+        done = scan.records
+        todo = [r for r in runs if r.run_id not in done
+                or (retry_failed and done[r.run_id]["status"] != "ok")]
+        if on_plan is not None:
+            on_plan(len(runs), len(runs) - len(todo))
+        with closing(_execute(todo, out, workers, [str(Path(p).resolve()) for p in preload])) \
+                as records:
+            for record in records:
+                done[record["run_id"]] = record
+                if on_done is not None:
+                    on_done(record)
+    return [done[k] for k in sorted(done)]
 
 
-def _execute(todo: list[RunSpec], out: Path, workers: int) -> Iterable[dict[str, Any]]:
-    if workers <= 1:
+def _execute(
+    todo: list[RunSpec], out: Path, workers: int, preload: list[str]
+) -> Generator[dict[str, Any], None, None]:
+    if workers <= 1 or len(todo) <= 1:
         for run in todo:
+            raise_if_interrupted()
             yield execute_run(run, out)
         return
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        pending: set[Future[dict[str, Any]]] = {pool.submit(execute_run, r, out) for r in todo}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                yield fut.result()
+    from ctrlbench.study_pool import run_pool
+
+    with closing(run_pool(todo, out, min(workers, len(todo)), preload)) as records:
+        yield from records
