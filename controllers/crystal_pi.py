@@ -18,9 +18,9 @@ J. Process Control 13, 2003):
 The controller (:class:`CrystalPI`) is :class:`controllers.pid.PID` on ``e = mean_size_ref -
 mean_size`` with back-calculation anti-windup. It starts bumplessly at the measured slurry
 temperature (the jacket's starting value) and keeps its output inside the plant's jacket bounds
-and, when the model declares one (``model.meta["input_rate_limit"]``, C/s), inside the rate limit,
-so the anti-windup sees every limit the plant applies. The gains are the same on every grade:
-the study shows what that costs on the others.
+and, when the plant declares one (its ``action_rate_limit`` attribute, C per step), inside the
+rate limit, so the anti-windup sees every limit the plant applies. The gains are the same on
+every grade: the study shows what that costs on the others.
 """
 
 from __future__ import annotations
@@ -225,15 +225,18 @@ def design_crystallization_pi(plant: Any, model: PlantModel, options: CrystalPIO
     plant:
         The plant (possibly wrapped); observes ``mean_size``, its reference and ``T``.
     model:
-        Its moments model (``meta["input_rate_limit"]`` [C/s] sets the rate limit if present).
+        Its moments model (not used: the gains come from the identified :data:`FOPDT_MEDIUM`).
     options:
         :class:`CrystalPIOptions`.
     """
     obs, act = signals_of(plant)
     dt = plant_dt(plant)
     gains = simc_pi(FOPDT_MEDIUM, options.tau_c)
-    rate = model.meta.get("input_rate_limit")
-    max_step = float(rate[0]) * dt if rate is not None else math.inf
+    try:
+        rate = plant.get_wrapper_attr("action_rate_limit")
+    except AttributeError:
+        rate = None
+    max_step = math.inf if rate is None else float(np.min(rate))
     return CrystalPI(dt, index_of(obs, "mean_size"), reference_index(obs, "mean_size"),
                      index_of(obs, "T"), gains, float(act[0].low), float(act[0].high),
                      max_step=max_step, bias=options.bias)

@@ -67,9 +67,10 @@ class Crystallization(Plant):
     | 0 | ``T_j`` | degC | [5, 40] | jacket temperature command |
 
     The applied jacket temperature moves from its previous value toward the command by at most
-    ``rate_limit * 10`` C per period (default 0.5 C/min: 5 C) and is held over the period
-    (``info["T_j_applied"]``, ``info["rate_limited"]``); it starts at the initial slurry
-    temperature. A command outside [5, 40] C or NaN raises ``ActionError`` naming the value.
+    ``action_rate_limit = rate_limit * 10`` C per period (default 0.5 C/min: 5 C) and is held
+    over the period (``info["T_j_applied"]``, ``info["rate_limited"]``); it starts at the
+    initial slurry temperature. A command outside [5, 40] C or NaN raises ``ActionError``
+    naming the value.
 
     ## Reward
     ``-((mean_size_ref - mean_size) / mean_size_ref)^2`` per period (true, noise-free size).
@@ -103,14 +104,15 @@ class Crystallization(Plant):
         self.dt = CONTROL_PERIOD
         self.grid = SizeGrid(n_cells=opts.n_cells)
         self._nominal = CrystalParams()
-        self._model = crystallization_model(self._nominal, self.grid.l_min,
-                                            input_rate_limit=opts.rate_limit / 60.0)
+        self._model = crystallization_model(self._nominal, self.grid.l_min)
         ref = SignalSpec("mean_size_ref", "um", 0.0, 500.0, "mean-size set-point (grade)",
                          tracks="mean_size")
         self.set_signals((*STATES, MEAN_SIZE, ref), INPUTS)
         self._low = np.array([s.low for s in self.observation_signals[:8]])
         self._high = np.array([s.high for s in self.observation_signals[:8]])
         self._max_step = opts.rate_limit * self.dt / 60.0
+        #: Largest change of the applied jacket temperature per step [C] (read by MPC and PI).
+        self.action_rate_limit = self._max_step
         self._pbe = PopulationBalance(self._nominal, self.grid)
         self._y = np.zeros(self.grid.n_cells + 1)
         self._f_scale = 1.0

@@ -99,8 +99,8 @@ def _output(x: Any, u: Any, p: Any, ops: Ops) -> list[Any]:
     return [1e6 * p["l_ref"] * x[4] / ops.fmax(x[3], 1e-12)]
 
 
-def crystallization_model(params: CrystalParams | None = None, l_min: float = 1.0,
-                          input_rate_limit: float | None = None) -> PlantModel:
+def crystallization_model(params: CrystalParams | None = None, l_min: float = 1.0
+                          ) -> PlantModel:
     """The moments :class:`~ctrlbench.model.PlantModel`: states ``mu0..mu4, c, T``, input
     ``T_j`` [C], output ``mean_size`` [um]; no operating point (a batch has none).
 
@@ -111,15 +111,10 @@ def crystallization_model(params: CrystalParams | None = None, l_min: float = 1.
         plant's kinetic uncertainty).
     l_min:
         Nucleation size [um].
-    input_rate_limit:
-        The plant's jacket rate limit [C/s], declared in ``meta["input_rate_limit"]`` as a
-        one-entry tuple (per input) for controllers that respect it.
     """
     params = params or CrystalParams()
     meta: dict[str, Any] = {"source": "MODELS.md section 3 (Sitapure & Kwon 2023, CrystalGPT)",
                             "time_unit": "s", "moments": "mu_j / (1e9 (100 um)^j) per kg slurry"}
-    if input_rate_limit is not None:
-        meta["input_rate_limit"] = (float(input_rate_limit),)
     return PlantModel(
         name=CRYSTAL_MODEL_NAME,
         states=STATES,

@@ -85,3 +85,10 @@ def test_pi_on_other_grades_finishes_with_finite_metrics(grade: str) -> None:
     assert len(traj) == 144 and math.isfinite(metrics.iae(traj))
     ref = traj.signal("mean_size_ref")[-1]
     assert abs(traj.info["mean_size_true"][-1] / ref - 1.0) < 0.01
+
+
+def test_pi_respects_the_plants_declared_rate_limit() -> None:
+    plant = ctrlbench.make_plant(CRYS, grade="large", rate_limit=0.1)  # 1 C per period
+    traj = ctrlbench.simulate(plant, ctrlbench.make_controller("pid", plant), steps=24, seed=0)
+    assert np.max(np.abs(np.diff(traj.actions[:, 0]))) <= 1.0 + 1e-9
+    assert not np.any(traj.info["rate_limited"])

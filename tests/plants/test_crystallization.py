@@ -216,7 +216,7 @@ def test_rate_limit_on_the_applied_jacket_temperature() -> None:
     assert applied == [30.0, 25.0, 20.0]
     info = env.step(np.array([22.0]))[4]
     assert info["T_j_applied"] == 22.0 and not info["rate_limited"]
-    assert env.unwrapped.model().meta["input_rate_limit"] == (0.5 / 60.0,)
+    assert env.get_wrapper_attr("action_rate_limit") == 5.0
 
 
 def test_batch_ends_after_24_hours_with_the_final_deviation() -> None:
@@ -232,6 +232,7 @@ def test_batch_ends_after_24_hours_with_the_final_deviation() -> None:
         env.step(np.array([25.0]))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_solver_failure_ends_the_episode_with_a_flag_not_nan(monkeypatch: Any) -> None:
     env = make_plant(CRYS, grade="medium").unwrapped
     obs0, _ = env.reset(seed=0)
@@ -248,6 +249,7 @@ def test_solver_failure_ends_the_episode_with_a_flag_not_nan(monkeypatch: Any) -
     assert not np.array_equal(obs0, obs1)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_advance_raises_solver_failure_on_a_non_finite_state(monkeypatch: Any) -> None:
     pbe = PopulationBalance(grid=SizeGrid(n_cells=50))
     y, fs = pbe.initial_state(100.0, 10.0, 0.1, 0.8)
