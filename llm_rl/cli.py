@@ -336,17 +336,18 @@ def _one_line(exc: BaseException) -> str:
     return _printable(" ".join(str(text).split())) or type(exc).__name__
 
 
-def _show_note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    """``warnings.showwarning`` for the command: run notes as one ``note:`` line each."""
+def _notes_as_lines(previous: Any) -> Any:
+    """A ``warnings.showwarning`` that prints run notes as one ``note:`` line each and hands
+    every other warning to ``previous``."""
     from llm_rl.rundir import RunNote
 
-    if issubclass(category, RunNote):
-        print(f"ctrlbench llm: note: {message}", file=sys.stderr)
-    else:
-        _SHOW_WARNING(message, category, *args, **kwargs)
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, RunNote):
+            print(f"ctrlbench llm: note: {_printable(str(message))}", file=sys.stderr)
+        else:
+            previous(message, category, *args, **kwargs)
 
-
-_SHOW_WARNING = warnings.showwarning
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"ctrlbench llm {args.command}"
     try:
         with handle_signals(), warnings.catch_warnings():
-            warnings.showwarning = _show_note
+            from llm_rl.rundir import RunNote
+
+            warnings.simplefilter("always", RunNote)
+            warnings.showwarning = _notes_as_lines(warnings.showwarning)
             if args.command == "train":
                 return _train(args)
             if args.command == "sft":
