@@ -75,6 +75,8 @@ def claim_run(folder: Path, *, resume: bool, overwrite: bool) -> Path | None:
         not moved: the folder is not a run folder).
     """
     ckpt = folder / "checkpoint.pt"
+    if resume and not overwrite and ckpt.exists() and not ckpt.is_file():
+        raise RunFolderError(f"cannot resume {str(folder)!r}: its checkpoint.pt is not a file")
     if resume and not overwrite and not ckpt.is_file():
         held = [n for n in RUN_FILES if (folder / n).exists()]
         if held:
