@@ -142,6 +142,13 @@ def _coerce_plain(tp: Any, value: Any) -> tuple[bool, Any]:
     return True, value
 
 
+def _num(b: float) -> str:
+    """A bound as written: ``4294967295`` for a large integer, ``0.001`` or ``1e+08`` else."""
+    if b.is_integer() and abs(b) < 1e16 and abs(b) >= 1e6 and not f"{b:g}".startswith("1e"):
+        return str(int(b))
+    return f"{b:g}"
+
+
 def _range_error(meta: Mapping[str, Any], value: Any) -> str | None:
     """What the value violates (``"finite >= 0"``), or ``None`` when it is fine."""
     choices = meta.get("choices")
@@ -153,7 +160,7 @@ def _range_error(meta: Mapping[str, Any], value: Any) -> str | None:
     bounds: list[tuple[str, float]] = [
         (k, float(meta[k])) for k in ("ge", "gt", "le", "lt") if meta.get(k) is not None]
     allow_inf = any(not math.isfinite(b) for _, b in bounds)
-    text = " and ".join(f"{ {'ge': '>=', 'gt': '>', 'le': '<=', 'lt': '<'}[k]} {b:g}"
+    text = " and ".join(f"{ {'ge': '>=', 'gt': '>', 'le': '<=', 'lt': '<'}[k]} {_num(b)}"
                         for k, b in bounds)
     for v in nums:
         bad = math.isnan(v) or (math.isinf(v) and not allow_inf)

@@ -152,7 +152,7 @@ def claim_folder(
     RunFolderError
         The folder holds a run and neither ``resume`` nor ``overwrite`` was given, or both were.
     """
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     if resume and overwrite:
         raise RunFolderError("choose one of --resume and --overwrite, not both")
     present = _contents(folder) if folder.is_dir() else []

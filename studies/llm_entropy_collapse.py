@@ -194,7 +194,8 @@ def run_one(task: str, method: str, args: Args) -> dict[str, Any]:
         # Another config's record (e.g. --smoke numbers): never report it for this run.
     t0 = time.perf_counter()
     try:
-        trainer = GRPOTrainer(cfg, resume=(out / "checkpoint.pt").is_file())
+        resume = (out / "checkpoint.pt").is_file()  # a run killed before its first checkpoint
+        trainer = GRPOTrainer(cfg, resume=resume, overwrite=not resume)  # restarts from scratch
     except ValueError as exc:
         if "config differs" not in str(exc):
             raise
