@@ -207,6 +207,12 @@ class NMPC(FeedbackController):
         self.solves = 0
         self.last_info: dict[str, Any] = {}
 
+    @property
+    def plan(self) -> FloatArray | None:
+        """Inputs of the current plan from this step on, shape ``(N, nu)`` (``None`` before the
+        first successful solve); after a failed solve, the previous plan shifted."""
+        return None if self._plan is None else self._plan.copy()
+
     def compute(self, observation: FloatArray) -> FloatArray:
         """Solve the OCP from the observed state and apply the first input of the plan."""
         x = np.asarray(observation[self._sidx], dtype=float)
