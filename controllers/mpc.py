@@ -156,6 +156,9 @@ class NMPC(FeedbackController):
         Failed solves since :meth:`reset`.
     solves:
         Solves since :meth:`reset`.
+    prediction:
+        ``(X, U)`` of the latest successful solve: predicted states ``(N+1, nx)`` from the
+        measured one and planned inputs ``(N, nu)``, physical units (``None`` before one).
 
     Parameters
     ----------
@@ -206,6 +209,7 @@ class NMPC(FeedbackController):
         self.failures = 0
         self.solves = 0
         self.last_info: dict[str, Any] = {}
+        self.prediction: tuple[FloatArray, FloatArray] | None = None
 
     @property
     def plan(self) -> FloatArray | None:
@@ -213,17 +217,28 @@ class NMPC(FeedbackController):
         first successful solve); after a failed solve, the previous plan shifted."""
         return None if self._plan is None else self._plan.copy()
 
-    def compute(self, observation: FloatArray) -> FloatArray:
-        """Solve the OCP from the observed state and apply the first input of the plan."""
+    def nlp_parameters(self, observation: FloatArray) -> FloatArray:
+        """The NLP parameter vector :meth:`compute` would solve with for ``observation`` now
+        (measured state, references, previous input, weights, terminal data)."""
+        return self._parameters(observation)[0]
+
+    def _parameters(self, observation: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``(p, u_start)``: NLP parameters and the input to start from without a plan."""
         x = np.asarray(observation[self._sidx], dtype=float)
         ref = np.asarray(observation[self._ridx], dtype=float)
-        ocp = self.ocp
         term, u_start = None, self._u_rest
         if self.terminal is not None:
             x_s, u_s = self.terminal.target(ref)
             term, u_start = (self.terminal.p, x_s, u_s), np.clip(u_s, self._u_low, self._u_high)
-        p = ocp.parameters(x, ref, self._u_prev, self._q, self._m, self._q_terminal, self._rho,
-                           term)
+        p = self.ocp.parameters(x, ref, self._u_prev, self._q, self._m, self._q_terminal,
+                                self._rho, term)
+        return p, u_start
+
+    def compute(self, observation: FloatArray) -> FloatArray:
+        """Solve the OCP from the observed state and apply the first input of the plan."""
+        x = np.asarray(observation[self._sidx], dtype=float)
+        ocp = self.ocp
+        p, u_start = self._parameters(observation)
         if self.warm_start and self._w is not None and self._lam is not None:
             res = ocp.solve(p, self._w, *self._lam, free_first_move=self._u_prev is None,
                             warm=True)
@@ -249,7 +264,8 @@ class NMPC(FeedbackController):
         """Take a successful plan, or fall back to the previous one shifted; the fallback used."""
         ocp = self.ocp
         if res.success:
-            self._plan = ocp.split(res.w)[1]
+            self.prediction = ocp.split(res.w)
+            self._plan = self.prediction[1]
             self._w = ocp.shift(res.w)
             self._lam = ocp.shift_multipliers(res.lam_x, res.lam_g)
             return ""

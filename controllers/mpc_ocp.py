@@ -206,6 +206,19 @@ class ShootingOCP:
         IPOPT iteration limit per solve.
     tol:
         IPOPT convergence tolerance.
+    ipopt_options:
+        Further IPOPT options for all three solvers.
+
+    Attributes
+    ----------
+    phi, h:
+        The one-interval map ``Phi(x, u)`` and the output map (casadi ``Function``).
+    solver:
+        The cold-start IPOPT solver (:attr:`warm_solver`, :attr:`quasi_newton_solver`: the others).
+    cost_fn:
+        ``J(w, p)``, the objective as a casadi ``Function`` (to compare solutions).
+    linear, quadratic:
+        Whether the constraints are linear and the cost quadratic in the decision variables.
     """
 
     def __init__(
@@ -230,6 +243,11 @@ class ShootingOCP:
         self.nx, self.nu, self.horizon = nx, nu, horizon
         self.x_scale, self.u_scale = np.asarray(x_scale, float), np.asarray(u_scale, float)
         self.phi = rk4_step(model.casadi_functions()[0], dt, substeps)
+        self.h = model.casadi_functions()[1]
+        self.dt, self.substeps = float(dt), int(substeps)
+        self.tracked, self.bounds = tuple(tracked), tuple(bounds)
+        self.u_low, self.u_high = np.asarray(u_low, float), np.asarray(u_high, float)
+        self.max_move = None if max_move is None else np.asarray(max_move, float)
         stage, soft_lb, soft_ub = self._stage(model, tracked, bounds)
         # -- decision variables (scaled): X_0..X_N, U_0..U_(N-1), eps (n_soft x N)
         xs, us = ca.SX.sym("X", nx, n + 1), ca.SX.sym("U", nu, n)
@@ -327,7 +345,8 @@ class ShootingOCP:
         return fn, np.array(lb, float), np.array(ub, float)
 
     def _make_solver(self, name: str, ipopt: dict[str, Any]) -> Any:
-        opts: dict[str, Any] = {"print_time": False, "error_on_fail": False, "ipopt": ipopt}
+        opts: dict[str, Any] = {"print_time": False, "error_on_fail": False,
+                                "show_eval_warnings": False, "ipopt": ipopt}
         return ca.nlpsol(name, "ipopt", self._nlp, opts)
 
     @property
