@@ -28,11 +28,12 @@ models here (2-7 states) the expanded SX NLP has exact, cheap first and second d
 no sensitivity integrations per IPOPT iteration (PMSM, N = 10: ~1.5 ms per warm solve, of which
 ~0.1 ms are function evaluations; the rest is IPOPT itself).
 
-Solvers (IPOPT, silent): a *cold* one with IPOPT's default initialisation, a *warm* one
-(``warm_start_init_point``, ``mu_init = 1e-6``, bound pushes 1e-9) fed the shifted previous
-primal-dual solution, and a *quasi-Newton* one (L-BFGS Hessian) that repeats a solve whose
-exact second derivatives were not finite (``Invalid_Number_Detected``: e.g. the crystallizer's
-``(S - 1)^1.05`` kinetics below saturation). When the constraints are linear and the cost
+Solvers (IPOPT, silent, :meth:`ShootingOCP.solver_for`): a *cold* one with IPOPT's default
+initialisation, a *warm* one (``warm_start_init_point``, ``mu_init = 1e-6``, bound pushes 1e-9)
+fed the shifted previous primal-dual solution, and their *quasi-Newton* twins (L-BFGS Hessian)
+that repeat a solve whose exact second derivatives were not finite (``Invalid_Number_Detected``:
+e.g. the crystallizer's ``(S - 1)^1.05`` kinetics below saturation; the failed attempt stops at
+its first evaluation, ~1.5 ms there). When the constraints are linear and the cost
 quadratic (``casadi.is_linear``/``is_quadratic``: the motor and spring models), IPOPT is told the
 Jacobian and Hessian are constant.
 """
@@ -214,7 +215,7 @@ class ShootingOCP:
     phi, h:
         The one-interval map ``Phi(x, u)`` and the output map (casadi ``Function``).
     solver:
-        The cold-start IPOPT solver (:attr:`warm_solver`, :attr:`quasi_newton_solver`: the others).
+        The cold-start exact-Hessian IPOPT solver (:meth:`solver_for` gives the others).
     cost_fn:
         ``J(w, p)``, the objective as a casadi ``Function`` (to compare solutions).
     linear, quadratic:
@@ -307,9 +308,8 @@ class ShootingOCP:
         ipopt.update(ipopt_options or {})
         self._nlp = {"x": w, "p": params, "f": cost, "g": gv}
         self._ipopt = ipopt
-        self.solver = self._make_solver("mpc_cold", ipopt)
-        self._warm_solver: Any = None
-        self._qn_solver: Any = None
+        self._solvers: dict[tuple[str, bool], Any] = {}
+        self.solver = self.solver_for("exact", warm=False)
         self.cost_fn = ca.Function("J", [w, params], [cost])
 
     def _stage(self, model: PlantModel, tracked: Sequence[Tracked], bounds: Sequence[Bound]
@@ -349,31 +349,29 @@ class ShootingOCP:
                                 "show_eval_warnings": False, "ipopt": ipopt}
         return ca.nlpsol(name, "ipopt", self._nlp, opts)
 
-    @property
-    def quasi_newton_solver(self) -> Any:
-        """IPOPT with a limited-memory (L-BFGS) Hessian, cold start (built on first use): the
-        retry when exact second derivatives are not finite."""
-        if self._qn_solver is None:
-            ipopt = {k: v for k, v in self._ipopt.items() if k != "hessian_constant"}
-            self._qn_solver = self._make_solver(
-                "mpc_quasi_newton", {**ipopt, "hessian_approximation": "limited-memory"})
-        return self._qn_solver
+    def solver_for(self, hessian: str = "exact", warm: bool = False) -> Any:
+        """The IPOPT solver for a Hessian (``"exact"`` or ``"limited-memory"``) and start (built
+        on first use; the cold exact one is :attr:`solver`).
 
-    @property
-    def warm_solver(self) -> Any:
-        """IPOPT set up for a primal-dual warm start (built on first use).
-
-        ``warm_start_init_point=yes``, ``mu_init=1e-6`` and bound pushes of 1e-9, so IPOPT stays
-        near the shifted previous solution instead of re-centring it.
+        A warm solver has ``warm_start_init_point=yes``, ``mu_init=1e-6`` and bound pushes of
+        1e-9, so IPOPT stays near the shifted previous solution instead of re-centring it.
         """
-        if self._warm_solver is None:
-            push = 1e-9
-            self._warm_solver = self._make_solver("mpc_warm", {
-                **self._ipopt, "warm_start_init_point": "yes", "mu_init": 1e-6,
-                "warm_start_bound_push": push, "warm_start_bound_frac": push,
-                "warm_start_slack_bound_push": push, "warm_start_slack_bound_frac": push,
-                "warm_start_mult_bound_push": push})
-        return self._warm_solver
+        key = (hessian, warm)
+        if key not in self._solvers:
+            ipopt = dict(self._ipopt)
+            if hessian != "exact":
+                ipopt.pop("hessian_constant", None)
+                ipopt["hessian_approximation"] = hessian
+            if warm:
+                push = 1e-9
+                ipopt.update({"warm_start_init_point": "yes", "mu_init": 1e-6,
+                              "warm_start_bound_push": push, "warm_start_bound_frac": push,
+                              "warm_start_slack_bound_push": push,
+                              "warm_start_slack_bound_frac": push,
+                              "warm_start_mult_bound_push": push})
+            name = f"mpc_{'warm' if warm else 'cold'}_{hessian.replace('-', '_')}"
+            self._solvers[key] = self._make_solver(name, ipopt)
+        return self._solvers[key]
 
     # -- vectors ------------------------------------------------------------------------------
     def parameters(self, x_meas: FloatArray, ref: FloatArray, u_prev: FloatArray | None,
@@ -461,8 +459,8 @@ class ShootingOCP:
         free_first_move:
             Drop the rate limit on ``u_0`` (no previous input known).
         warm:
-            Use :attr:`warm_solver` (pass the previous multipliers) instead of IPOPT's default
-            cold initialisation.
+            Use the warm solvers of :meth:`solver_for` (pass the previous multipliers) instead
+            of IPOPT's default cold initialisation.
         """
         lbg, ubg = self.lbg, self.ubg
         if free_first_move and self._move_rows is not None:
@@ -471,12 +469,10 @@ class ShootingOCP:
         args = {"x0": w0, "p": p, "lbx": self.lbx, "ubx": self.ubx, "lbg": lbg, "ubg": ubg,
                 "lam_x0": np.zeros(self.n_w) if lam_x0 is None else lam_x0,
                 "lam_g0": np.zeros(self.n_g) if lam_g0 is None else lam_g0}
-        res = self._call(self.warm_solver if warm else self.solver, args, "exact")
+        res = self._call(self.solver_for("exact", warm), args, "exact")
         if res.status in RETRY_STATUSES:
             # a non-finite second derivative (e.g. x**1.05 at a kink): quasi-Newton instead
-            retry = self._call(self.quasi_newton_solver, {**args, "lam_x0": np.zeros(self.n_w),
-                                                          "lam_g0": np.zeros(self.n_g)},
-                               "limited-memory")
+            retry = self._call(self.solver_for("limited-memory", warm), args, "limited-memory")
             res = dataclasses.replace(retry, iterations=res.iterations + retry.iterations,
                                       solve_time=res.solve_time + retry.solve_time)
         return res
