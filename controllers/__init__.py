@@ -23,9 +23,13 @@ def register() -> None:
         "lqr", "controllers.lqr:make_lqr", options="controllers.lqr:LQROptions",
         requires=Requires(model=True, operating_point=True, references=True),
         description="Discrete LQR with integral action, linearized at the model operating point")
-    CONTROLLERS.register("mpc", "controllers.mpc:make_mpc", options="controllers.mpc:MPCOptions", requires=Requires(model=True, references=True, box_action=True), description="Nonlinear MPC: multiple shooting on the plant model, IPOPT, warm start")  # noqa: E501
     CONTROLLERS.register(
-        "zero", "controllers.trivial:make_zero", description="Constant zero action (open loop)")
+        "mpc", "controllers.mpc:make_mpc", options="controllers.mpc:MPCOptions",
+        requires=Requires(model=True, references=True, box_action=True),
+        description="Nonlinear MPC: multiple shooting on the plant model, IPOPT, warm start")
+    CONTROLLERS.register(
+        "zero", "controllers.trivial:make_zero",
+        description="Constant action: zero, or the bound nearest zero (open loop)")
 
     PID_DESIGNS.register(
         PMSM_MODEL_NAME, "controllers.motor_pi:design_pmsm_current",
