@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,7 +155,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     CONTROLLERS.entry(args.controller)
     _check_seed(args.seed)
     _check_steps(args.steps)
-    out = ensure_writable(args.out, "--out folder")
     probe = make_plant(full_id)  # the controller's options may depend on the plant's model
     try:
         check_applicable(args.controller, probe)
@@ -163,14 +163,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         probe.close()
     p_opts, c_opts = parse_sets(args.set or [], _option_names(plant_options(full_id)), c_keys)
     what = f"{full_id} / {args.controller} with {_options_text(p_opts, c_opts)}"
-    plant = make_plant(full_id, **p_opts)
+    plant = _built(what, make_plant, full_id, **p_opts)
     try:
-        try:
-            ctrl = make_controller(args.controller, plant, **c_opts)
-        except (KeyError, TypeError, ValueError):
-            raise
-        except Exception as exc:  # a design that cannot be done for these options
-            raise ValueError(f"cannot build {what}: {type(exc).__name__}: {exc}") from None
+        ctrl = _built(what, make_controller, args.controller, plant, **c_opts)
+        out = ensure_writable(args.out, "--out folder")  # before the (long) simulation
         meta = {"plant": full_id, "controller": args.controller, "plant_options": p_opts,
                 "controller_options": c_opts}
         traj = _with_progress(plant, ctrl, args.steps, args.seed, meta)
@@ -186,12 +182,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if traj.terminated:
         con.print(f"[bold red]warning:[/] the plant terminated the episode early at step "
                   f"{len(traj)} (t = {metrics['duration']:.4g} s); the metrics cover only that.")
-    stem = out / f"{full_id.split('/')[-1]}__{args.controller}__s{args.seed}"
+    stem = out / re.sub(r"[^A-Za-z0-9._-]", "_",
+                        f"{full_id.split('/')[-1]}__{args.controller}__s{args.seed}")
     traj.save(stem)
     traj.plot().savefig(stem.with_suffix(".png"), dpi=110)
     con.print(f"trajectory: {stem}.npz (+ .json)   figure: {stem}.png", markup=False,
               soft_wrap=True)
     return 0
+
+
+def _built(what: str, build: Any, *args: Any, **kwargs: Any) -> Any:
+    """``build(*args, **kwargs)``; a failure other than a bad option (e.g. a design that cannot
+    be done for these options) becomes a ``ValueError`` naming the run."""
+    try:
+        return build(*args, **kwargs)
+    except (KeyError, TypeError, ValueError):
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot build {what}: {type(exc).__name__}: {exc}") from None
 
 
 def _options_text(p_opts: dict[str, Any], c_opts: dict[str, Any]) -> str:

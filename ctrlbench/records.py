@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -38,12 +39,14 @@ __all__ = [
     "run_id_of",
     "scan_records",
     "study_run_ids",
+    "trajectory_problem",
     "write_record",
 ]
 
 RUNS_FILE = "runs.json"
 """The study folder's list of its run ids (written by :func:`~ctrlbench.study.run_study`)."""
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]|^\.")
 _KEYS = ("run_id", "plant", "controller", "seed", "steps", "plant_options", "controller_options",
          "status")
 # step metrics are NaN by definition when the reference has no step or it is never reached
@@ -58,11 +61,16 @@ def run_id_of(
     plant_options: Mapping[str, Any],
     controller_options: Mapping[str, Any],
 ) -> str:
-    """The content id of a run: ``<Plant>__<controller>__s<seed>__<hash of all fields>``."""
+    """The content id of a run: ``<Plant>__<controller>__s<seed>__<hash of all fields>``.
+
+    It names the run's files, so characters other than letters, digits, ``.``, ``_`` and ``-`` in
+    the readable part become ``_`` (a controller name never reaches outside ``records/``).
+    """
     fields = {"plant": plant, "controller": controller, "seed": seed, "steps": steps,
               "plant_options": dict(plant_options), "controller_options": dict(controller_options)}
     blob = json.dumps(fields, sort_keys=True, default=str).encode()
-    return f"{plant.split('/')[-1]}__{controller}__s{seed}__{hashlib.sha1(blob).hexdigest()[:10]}"
+    readable = _UNSAFE.sub("_", f"{plant.split('/')[-1]}__{controller}__s{seed}")
+    return f"{readable}__{hashlib.sha1(blob).hexdigest()[:10]}"
 
 
 def nonfinite_problem(traj: Trajectory, metrics: Mapping[str, Any]) -> str | None:
@@ -144,8 +152,10 @@ def record_problem(rec: Any, path: str | Path | None = None) -> str | None:
     return None
 
 
-def _trajectory_problem(rec: Mapping[str, Any], out: Path) -> tuple[Path | None, str | None]:
-    """``(path, problem)`` for an ok record's trajectory; it must lie in ``out`` and load."""
+def trajectory_problem(rec: Mapping[str, Any], out: Path) -> tuple[Path | None, str | None]:
+    """``(damaged file, problem)`` for an ok record's trajectory, which must lie in the study
+    folder ``out`` and load; ``(None, None)`` when it does (the file is ``None`` when the
+    trajectory is missing or lies outside)."""
     path = out / rec["trajectory"]
     try:
         path.resolve().relative_to(out.resolve())
@@ -225,7 +235,7 @@ def scan_records(
             if expected is not None and rec["run_id"] not in expected:
                 why = "belongs to another study (its run is not in this study's spec)"
             elif check_trajectories and rec["status"] == "ok":
-                damaged, why = _trajectory_problem(rec, out)
+                damaged, why = trajectory_problem(rec, out)
         if why is None and rec is not None:
             scan.records[rec["run_id"]] = rec
             continue

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.io import atomic_write_bytes
-from ctrlbench.records import frame_of, scan_records, study_run_ids
+from ctrlbench.records import frame_of, scan_records, study_run_ids, trajectory_problem
 from ctrlbench.runfolder import RunFolderError, ensure_writable
 from ctrlbench.trajectory import Trajectory
 
@@ -112,22 +112,25 @@ def _literal(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _load(out: Path, rec: dict[str, Any], warn: Callable[[str], None]) -> Trajectory | None:
-    path = out / rec["trajectory"]
-    try:
-        path.resolve().relative_to(out.resolve())
-        return Trajectory.load(path)
-    except Exception as exc:  # a damaged file fails in many ways; all mean "not usable"
-        warn(f"{path}: trajectory of {rec['run_id']} does not load ({type(exc).__name__}: "
-             f"{exc}); left out of the figures (the next study run redoes the run)")
-        return None
+def _damaged_trajectories(out: Path, records: list[dict[str, Any]],
+                          warn: Callable[[str], None]) -> set[str]:
+    """Run ids of ok records whose trajectory is missing or does not load (each named)."""
+    bad = set()
+    for rec in records:
+        if rec["status"] == "ok":
+            _, problem = trajectory_problem(rec, out)
+            if problem:
+                warn(f"{rec['run_id']}: {problem}; left out of the figures (the next study run "
+                     f"redoes the run)")
+                bad.add(rec["run_id"])
+    return bad
 
 
-def _figures(out: Path, records: list[dict[str, Any]], warn: Callable[[str], None]) -> list[str]:
+def _figures(out: Path, records: list[dict[str, Any]], damaged: set[str]) -> list[str]:
     """One figure per (plant, plant options): every reference response of each controller.
 
-    Each controller is drawn from its lowest-seed run whose trajectory loads; references come
-    from the first one.
+    Each controller is drawn from its lowest-seed run whose trajectory loads (not in
+    ``damaged``); references come from the first one.
     """
     from matplotlib.figure import Figure
 
@@ -141,11 +144,9 @@ def _figures(out: Path, records: list[dict[str, Any]], warn: Callable[[str], Non
         trajs: dict[str, Trajectory] = {}
         recs: dict[str, dict[str, Any]] = {}
         for ctrl, candidates in sorted(by_ctrl.items()):
-            for rec in candidates:
-                traj = _load(out, rec, warn)
-                if traj is not None:
-                    trajs[ctrl], recs[ctrl] = traj, rec
-                    break
+            usable = [r for r in candidates if r["run_id"] not in damaged]
+            if usable:
+                trajs[ctrl], recs[ctrl] = Trajectory.load(out / usable[0]["trajectory"]), usable[0]
         if not trajs:
             continue
         pairs = next(iter(trajs.values())).tracking_pairs
@@ -250,8 +251,9 @@ def build_report(
     if failed:
         lines += ["", "## Failed runs", ""]
         lines += [f"- `{r['run_id']}`: {_one_line(r.get('error', '?'))}" for r in failed]
+    damaged = _damaged_trajectories(out, records, warn)
     if figures:
-        lines += ["", "## Responses", "", *_figures(out, records, warn)]
+        lines += ["", "## Responses", "", *_figures(out, records, damaged)]
     atomic_write_bytes(out / "records.csv", frame_of(records).to_csv(index=False).encode())
     path = out / "report.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

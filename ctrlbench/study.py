@@ -207,8 +207,7 @@ def run_study(
     ):
         raise ValueError(f"workers must be an integer in [1, {MAX_WORKERS}], got {workers!r}")
     warn = on_warning or _warn_default
-    spec.validate()
-    runs = spec.runs()
+    runs = spec.validate()
     ids = {r.run_id for r in runs}
     out = Path(out_dir)
     with lock_folder(out, "study"):

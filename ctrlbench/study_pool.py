@@ -75,6 +75,8 @@ def worker_main() -> None:
     ``("record", record)``; ``None`` or a closed socket ends it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
+    if hasattr(signal, "SIGTTOU"):  # a background group may write to the terminal (stty tostop)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     fd, driver_pid = int(sys.argv[1]), int(sys.argv[2])
     _die_with(driver_pid)
     conn = Connection(fd)

@@ -119,10 +119,13 @@ def check_steps(value: Any) -> int | None:
 def plain_value(where: str, value: Any) -> Any:
     """``value`` as plain JSON-like data (numpy scalars become Python numbers); anything that a
     record cannot hold raises ``TypeError``."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or type(value) in (bool, int, float, str):
         return value
     if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy scalar
         return plain_value(where, value.item())
+    for kind in (bool, int, float, str):  # subclasses (IntEnum, ...) as the plain type
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, list | tuple):
         return type(value)(plain_value(f"{where}[{i}]", v) for i, v in enumerate(value))
     if isinstance(value, Mapping):
@@ -289,6 +292,9 @@ class StudySpec:
                 spec = runpy.run_path(str(path)).get("SPEC")
             except (KeyError, TypeError, ValueError) as exc:
                 raise _same_kind(exc, f"{path}: {_message(exc)}") from None
+            except SystemExit as exc:
+                raise ValueError(f"{path} exited (sys.exit({exc.code!r})) instead of defining "
+                                 f"SPEC") from None
             except Exception as exc:  # the file is user code: any failure is a bad spec
                 raise ValueError(f"{path} failed to run: {type(exc).__name__}: {exc}") from None
             if not isinstance(spec, cls):
@@ -321,15 +327,16 @@ class StudySpec:
                            f"{list(_REQUIRED)}")
         return cls(**dict(data))
 
-    def validate(self) -> None:
-        """Check every plant id, controller name and option against the registries.
+    def validate(self) -> list[RunSpec]:
+        """Check every plant id, controller name and option against the registries; return
+        :meth:`runs`.
 
         Builds each distinct plant once (with its options) and checks every controller's options
         on it. Raises ``KeyError`` / :class:`~ctrlbench.options.OptionError` naming the bad
         value and the valid choices (or ``ValueError`` for two ids of the same plant, or a study
         with no applicable pair), before any run starts.
         """
-        from ctrlbench.registry import CONTROLLERS, make_plant, plant_info
+        from ctrlbench.registry import CONTROLLERS, plant_info
 
         for name in self.controllers:
             CONTROLLERS.entry(name)
@@ -344,10 +351,17 @@ class StudySpec:
         if not runs:
             raise ValueError("the study has no run: no controller applies to any of its "
                              "plants (see `ctrlbench list`)")
+        self._check_options(runs, {plant: resolved for resolved, plant in full.items()})
+        return runs
+
+    @staticmethod
+    def _check_options(runs: list[RunSpec], full: Mapping[str, str]) -> None:
+        from ctrlbench.registry import CONTROLLERS, make_plant
+
         plants: dict[str, Any] = {}
         try:
             for run in runs:
-                key = json.dumps([plant_info(run.plant)[0], run.plant_options], sort_keys=True,
+                key = json.dumps([full[run.plant], run.plant_options], sort_keys=True,
                                  default=str)
                 if key not in plants:
                     plants[key] = make_plant(run.plant, **run.plant_options)

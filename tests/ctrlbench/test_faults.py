@@ -110,7 +110,7 @@ def test_sigint_kill9_of_a_worker_and_of_the_driver_then_a_rerun_records_each_ru
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "interrupted (SIGINT)" in stderr and "Traceback" not in stderr
+    assert "interrupted (SIGINT)" in stderr and "Traceback" not in stderr, stderr
     assert _gone_within_5s(workers)
     assert all(r["status"] == "ok" for r in _records(out))
 
@@ -148,7 +148,7 @@ def test_sigterm_to_a_serial_study_exits_143_without_error_records(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
-    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr, stderr
     records = _records(out)
     assert records and all(r["status"] == "ok" for r in records)
     assert len(records) < len(spec.runs())
@@ -208,7 +208,7 @@ def test_sigint_to_the_process_group_exits_130_without_error_records(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "interrupted (SIGINT)" in stderr and "Traceback" not in stderr
+    assert "interrupted (SIGINT)" in stderr and "Traceback" not in stderr, stderr
     assert not any(map(_alive, workers))
     records = _records(out)
     assert records and all(r["status"] == "ok" for r in records)
