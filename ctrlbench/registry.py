@@ -56,6 +56,7 @@ __all__ = [
 NAMESPACE = "ctrlbench"
 T = TypeVar("T")
 _PLUGINS_LOADED: set[str] = set()
+_GROUPS_SCANNED: set[str] = set()
 
 
 def load_entry_point(entry_point: Any) -> Any:
@@ -259,8 +260,15 @@ CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", "ctrlbench.pl
 """Controller factories ``factory(plant, options) -> Controller``."""
 
 
-def load_plugins(group: str = "ctrlbench.plugins") -> None:
-    """Run every registration hook in entry-point ``group`` once (``import ctrlbench`` does)."""
+def load_plugins(group: str = "ctrlbench.plugins", *, rescan: bool = False) -> None:
+    """Run every registration hook in entry-point ``group`` once (``import ctrlbench`` does).
+
+    The installed entry points are read once per process (a scan costs ~10 ms); pass
+    ``rescan=True`` after installing a plugin package into a running interpreter.
+    """
+    if group in _GROUPS_SCANNED and not rescan:
+        return
+    _GROUPS_SCANNED.add(group)
     for ep in entry_points(group=group):
         key = f"{group}:{ep.name}"
         if key in _PLUGINS_LOADED:
