@@ -376,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bad input exits 2 with a one-line message; SIGINT / SIGTERM exit 130 / 143 with a message
     (work finished so far is kept: studies and ``llm train`` resume from it).
     """
-    from ctrlbench.interrupt import exit_status, handle_signals
+    from ctrlbench.interrupt import exit_status, handle_signals, raise_if_interrupted
     from ctrlbench.runfolder import RunFolderError
     from ctrlbench.study_pool import StudyWorkerError
 
@@ -384,12 +384,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = _plugin_commands()
     command = argv[0] if argv and argv[0] in (*_COMMANDS, *plugins) else ""
     prog = f"ctrlbench {command}" if command else "ctrlbench"
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_interrupts(unraisable)
     try:
         with handle_signals():
-            if argv and argv[0] in plugins:
-                return int(plugins[argv[0]].load()(argv[1:]))
-            args = _parser().parse_args(argv)
-            return _COMMANDS[args.command](args)
+            try:
+                if argv and argv[0] in plugins:
+                    status = int(plugins[argv[0]].load()(argv[1:]))
+                else:
+                    args = _parser().parse_args(argv)
+                    status = _COMMANDS[args.command](args)
+            except Exception:
+                raise_if_interrupted()  # the error is the aftermath of a swallowed signal
+                raise
+            raise_if_interrupted()  # a signal swallowed late (in a finalizer, a solver)
+            return status
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except KeyboardInterrupt as exc:
@@ -409,6 +418,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
         print(f"{prog}: error: {_one_line(msg)}", file=sys.stderr)
         return 2
+    finally:
+        sys.unraisablehook = unraisable
+
+
+def _quiet_interrupts(hook: Any) -> Any:
+    """An unraisable-exception hook that stays silent about an interrupt raised inside a
+    finalizer (``__del__``): the signal stays pending and ends the command at the next check,
+    with its message, instead of printing a traceback."""
+
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    return quiet
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "FOREIGN",
     "RUNS_FILE",
     "RecordScan",
     "load_records",
@@ -46,6 +47,8 @@ __all__ = [
 RUNS_FILE = "runs.json"
 """The study folder's list of its run ids (written by :func:`~ctrlbench.study.run_study`)."""
 
+FOREIGN = "belongs to another study (its run is not in this study's spec)"
+"""Why a record is left out when its run is not one of the study's."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]|^\.")
 _KEYS = ("run_id", "plant", "controller", "seed", "steps", "plant_options", "controller_options",
          "status")
@@ -182,9 +185,11 @@ class RecordScan:
     problems: list[tuple[Path, str]] = field(default_factory=list)
     """``(file, what is wrong)`` for each record left out (where it was, before quarantine)."""
 
-    def messages(self, action: str) -> list[str]:
-        """One line per problem: ``"<file>: <problem>; <action>"``."""
-        return [f"{path}: {why}; {action}" for path, why in self.problems]
+    def messages(self, action: str, foreign_action: str | None = None) -> list[str]:
+        """One line per problem: ``"<file>: <problem>; <action>"`` (``foreign_action`` for a
+        foreign record, when given)."""
+        return [f"{path}: {why}; {foreign_action if why == FOREIGN and foreign_action else action}"
+                for path, why in self.problems]
 
 
 def study_run_ids(out_dir: str | Path) -> set[str] | None:
@@ -233,7 +238,7 @@ def scan_records(
         why = why or record_problem(rec, path)
         if why is None and rec is not None:
             if expected is not None and rec["run_id"] not in expected:
-                why = "belongs to another study (its run is not in this study's spec)"
+                why = FOREIGN
             elif check_trajectories and rec["status"] == "ok":
                 damaged, why = trajectory_problem(rec, out)
         if why is None and rec is not None:

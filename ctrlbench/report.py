@@ -181,7 +181,8 @@ def _study_records(out: Path, warn: Callable[[str], None]) -> list[dict[str, Any
         raise FileNotFoundError(f"{str(out)!r} holds no study (no records/ folder); run "
                                 f"`ctrlbench study <spec> --out {out}` first")
     scan = scan_records(out, study_run_ids(out))
-    for message in scan.messages("left out (the next study run quarantines and redoes it)"):
+    for message in scan.messages("left out (the next study run quarantines and redoes it)",
+                                 "left out"):
         warn(message)
     if not scan.records:
         skipped = f" ({len(scan.problems)} unusable file(s) left out)" if scan.problems else ""

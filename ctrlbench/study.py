@@ -218,7 +218,8 @@ def run_study(
         atomic_write_bytes(out / RUNS_FILE,
                            json.dumps({"run_ids": sorted(ids)}, indent=1).encode())
         scan = scan_records(out, ids, fix=True, check_trajectories=True)
-        for message in scan.messages("moved to quarantine/, the run will be redone"):
+        for message in scan.messages("moved to quarantine/, the run will be redone",
+                                     "moved to quarantine/"):
             warn(message)
         done = scan.records
         todo = [r for r in runs if r.run_id not in done

@@ -130,7 +130,11 @@ class _Worker:
             child.close()
         self.conn = Connection(here.detach())
         self.run: RunSpec | None = None
-        self.conn.send({"sys_path": list(sys.path), "out": str(out), "preload": list(preload)})
+        try:
+            self.conn.send({"sys_path": list(sys.path), "out": str(out),
+                            "preload": list(preload)})
+        except OSError:  # it died at once; assign() reports it
+            pass
 
     def assign(self, run: RunSpec) -> bool:
         """Send ``run``; ``False`` when the worker is already gone (it never got the run)."""
@@ -200,6 +204,7 @@ def run_pool(
     queue = deque(todo)
     pool: list[_Worker] = []
     finished = False
+    lost = 0  # workers found dead before they got a run; a few in a row means none can start
     try:
         while queue or any(w.run is not None for w in pool):
             while queue and len(pool) < workers:
@@ -207,10 +212,15 @@ def run_pool(
             for w in list(pool):
                 if w.run is None and queue:
                     run = queue.popleft()
-                    if not w.assign(run):  # died idle: replaced in the next round
-                        queue.appendleft(run)
-                        pool.remove(w)
-                        w.reap()
+                    if w.assign(run):
+                        continue
+                    queue.appendleft(run)  # it died idle: replaced in the next round
+                    pool.remove(w)
+                    lost += 1
+                    if lost > 2 * workers:
+                        raise StudyWorkerError(f"worker processes keep exiting before they "
+                                               f"start a run ({_death(w.reap())})")
+                    w.reap()
             busy = {w.conn: w for w in pool if w.run is not None}
             for conn in wait(list(busy)):
                 w = busy[conn]  # type: ignore[index]
@@ -224,7 +234,7 @@ def run_pool(
                     continue
                 if kind == "fatal":
                     raise StudyWorkerError(payload)
-                w.run = None
+                w.run, lost = None, 0
                 yield payload
         finished = True
     finally:

@@ -5,8 +5,11 @@ printed literally — never a traceback."""
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ctrlbench.check import CheckReport
@@ -148,3 +151,39 @@ def test_run_writes_into_a_fresh_nested_out_folder(tmp_path, capsys):
     assert main(["run", "MassSpringDamper-v0", "pid", "--steps", "3", "--out", str(out)]) == 0
     assert sorted(p.suffix for p in out.iterdir()) == [".json", ".npz", ".png"]
     assert Path(out / "MassSpringDamper-v0__pid__s0.npz").stat().st_mode & 0o044  # readable
+
+
+class _InterruptInFinalizer:
+    """Sends SIGINT to this process while being finalized: Python cannot raise from
+    ``__del__`` and prints "Exception ignored ... Traceback" unless the CLI keeps it quiet."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+
+class _FinalizingController:
+    def reset(self) -> None:
+        pass
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        _InterruptInFinalizer()  # dropped at once: the interrupt lands in its finalizer
+        return np.zeros(1), None
+
+
+def _make_finalizing(plant):
+    return _FinalizingController()
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_inside_a_finalizer_ends_the_command_quietly(tmp_path, capsys):
+    CONTROLLERS.register("finalizer-test", _make_finalizing, description="test")
+    try:
+        assert main(["run", "MassSpringDamper-v0", "finalizer-test", "--steps", "50",
+                     "--out", str(tmp_path)]) == 130
+    finally:
+        CONTROLLERS.unregister("finalizer-test")
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Exception ignored" not in captured.err
+    assert "ctrlbench run: interrupted (SIGINT)" in captured.err
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ from ctrlbench.records import scan_records
 from ctrlbench.report import build_report
 from ctrlbench.runfolder import FolderBusyError, RunFolderError, lock_folder
 from ctrlbench.study import RunSpec, StudySpec, execute_run, load_records, run_study
+from ctrlbench.study_pool import StudyWorkerError
 
 MSD = "ctrlbench/MassSpringDamper-v0"
 
@@ -215,3 +216,21 @@ def test_run_study_refuses_bad_worker_counts(tmp_path, workers):
     with pytest.raises(ValueError, match=r"workers must be an integer in \[1, 256\]"):
         run_study(small(), tmp_path, workers=workers)
     assert not any(tmp_path.iterdir())
+
+
+def test_workers_load_a_py_spec_that_registers_its_own_controllers(tmp_path):
+    from tests.ctrlbench.test_study import write_spec
+
+    spec_path = write_spec(tmp_path, ("pd-test",), (0,), 5)
+    spec = StudySpec.from_file(spec_path)
+    records = run_study(spec, tmp_path / "out", workers=2, preload=[spec_path])
+    assert [r["status"] for r in records] == ["ok", "ok"]
+
+
+def test_a_worker_that_cannot_start_is_one_clear_error(tmp_path):
+    bad = tmp_path / "only_here.py"
+    bad.write_text(f"import os\nassert os.getpid() == {os.getpid()}, 'not in a worker'\n")
+    with pytest.raises(StudyWorkerError, match="worker start-up failed: AssertionError: not in "
+                                               "a worker"):
+        run_study(small(), tmp_path / "out", workers=2, preload=[bad])
+    assert load_records(tmp_path / "out") == []
