@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.io import atomic_write_bytes
-from ctrlbench.records import frame_of, scan_records, study_run_ids, trajectory_problem
+from ctrlbench.records import (
+    FOREIGN,
+    frame_of,
+    scan_records,
+    study_run_ids,
+    trajectory_problem,
+)
 from ctrlbench.runfolder import RunFolderError, ensure_writable
 from ctrlbench.trajectory import Trajectory
 
@@ -180,7 +186,14 @@ def _study_records(out: Path, warn: Callable[[str], None]) -> list[dict[str, Any
     if not (out / "records").is_dir():
         raise FileNotFoundError(f"{str(out)!r} holds no study (no records/ folder); run "
                                 f"`ctrlbench study <spec> --out {out}` first")
-    scan = scan_records(out, study_run_ids(out))
+    expected = study_run_ids(out)
+    scan = scan_records(out, expected)
+    spec = _spec_json(out)
+    if expected is None and spec:  # no runs.json (an older folder): judge by the spec's fields
+        for run_id, rec in list(scan.records.items()):
+            if not _in_spec(rec, spec):
+                del scan.records[run_id]
+                scan.problems.append((out / "records" / f"{run_id}.json", FOREIGN))
     for message in scan.messages("left out (the next study run quarantines and redoes it)",
                                  "left out"):
         warn(message)
@@ -190,12 +203,27 @@ def _study_records(out: Path, warn: Callable[[str], None]) -> list[dict[str, Any
     return [scan.records[k] for k in sorted(scan.records)]
 
 
-def _spec_name(out: Path) -> str:
+def _spec_json(out: Path) -> dict[str, Any]:
+    """The folder's ``spec.json`` (``{}`` when missing or unreadable)."""
     try:
         spec = json.loads((out / "spec.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return out.name
-    name = spec.get("name") if isinstance(spec, dict) else None
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _in_spec(rec: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether a record's plant, controller, seed and steps are among the spec's."""
+    return all(
+        rec[key] in values
+        for key, values in (("plant", spec.get("plants")), ("controller", spec.get("controllers")),
+                            ("seed", spec.get("seeds")), ("steps", [spec.get("steps")]))
+        if isinstance(values, list)
+    )
+
+
+def _spec_name(out: Path) -> str:
+    name = _spec_json(out).get("name")
     return name if isinstance(name, str) else out.name
 
 

@@ -146,10 +146,14 @@ def _claim(out: Path, spec: StudySpec, overwrite: bool, warn: Callable[[str], No
     )
 
 
-def _remove_stray_temporaries(out: Path) -> None:
-    """Temporary files of atomic writes a killed process left behind (we hold the lock)."""
+def _tidy(out: Path, warn: Callable[[str], None]) -> None:
+    """Remove temporary files of atomic writes a killed process left behind (we hold the
+    lock); quarantine a file where ``records/`` or ``trajectories/`` belongs."""
     for sub in ("records", "trajectories"):
         folder = out / sub
+        if folder.exists() and not folder.is_dir():
+            where = quarantine(folder, out, f"a file where the folder {sub}/ belongs")
+            warn(f"{folder}: a file where the folder {sub}/ belongs; moved to {where}")
         if folder.is_dir():
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
@@ -212,7 +216,7 @@ def run_study(
     out = Path(out_dir)
     with lock_folder(out, "study"):
         _claim(out, spec, overwrite, warn)
-        _remove_stray_temporaries(out)
+        _tidy(out, warn)
         atomic_write_bytes(out / "spec.json",
                            json.dumps(asdict(spec), indent=1, default=jsonable).encode())
         atomic_write_bytes(out / RUNS_FILE,

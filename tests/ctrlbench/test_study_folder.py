@@ -234,3 +234,26 @@ def test_a_worker_that_cannot_start_is_one_clear_error(tmp_path):
                                                "a worker"):
         run_study(small(), tmp_path / "out", workers=2, preload=[bad])
     assert load_records(tmp_path / "out") == []
+
+
+def test_odd_folder_states_are_named_and_mended(tmp_path):
+    out, other = tmp_path / "out", tmp_path / "other"
+    spec = small()
+    run_study(spec, out)
+    run_study(small(seeds=(7,), name="other"), other)
+    # an older folder without runs.json: the report judges records by spec.json's fields
+    (out / "runs.json").unlink()
+    shutil.copy(next((other / "records").glob("*.json")), out / "records")
+    warnings: list[str] = []
+    build_report(out, figures=False, on_warning=warnings.append)
+    assert len(warnings) == 1 and "belongs to another study" in warnings[0]
+    # an unreadable spec.json and a file where records/ belongs are set aside, then redone
+    (out / "spec.json").write_text("{")
+    shutil.rmtree(out / "records")
+    (out / "records").write_text("x")
+    warnings.clear()
+    records = run_study(spec, out, on_warning=warnings.append)
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert any("spec.json: unreadable" in w for w in warnings)
+    assert any("a file where the folder records/ belongs" in w for w in warnings)
+    assert {"spec.json", "records"} <= {p.name for p in (out / "quarantine").iterdir()}
