@@ -81,6 +81,13 @@ def worker_main() -> None:
     _die_with(driver_pid)
     conn = Connection(fd)
     try:
+        _serve(conn)
+    except OSError:  # the driver is gone (its end of the socket closed): nothing to report to
+        pass
+
+
+def _serve(conn: Connection) -> None:
+    try:
         init = conn.recv()
         sys.path[:] = init["sys_path"]
         for path in init["preload"]:
