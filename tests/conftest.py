@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover
 
 # Property-based fuzzing: a fast profile by default, a deeper one with
 # ``CTRLBENCH_FUZZ=slow`` (or ``pytest --hypothesis-profile=slow``).
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "default", max_examples=25, deadline=None, derandomize=True,

@@ -83,6 +83,6 @@ def test_option_values_are_type_checked():
         ctrlbench.make_plant(MSD, k="stiff")
     with pytest.raises(TypeError, match=r"bandwidth = True has the wrong type; valid: float"):
         ctrlbench.make_controller("pid", ctrlbench.make_plant(MSD), bandwidth=True)
-    with pytest.raises(ValueError, match=r"m = 0 is out of range; valid: finite >= 0.001 and <= 1000"):
+    with pytest.raises(ValueError, match=r"m = 0 is out of range; valid: finite >= 0.001 and <="):
         ctrlbench.make_plant(MSD, m=0)
     assert ctrlbench.make_plant(MSD, k=3).unwrapped.model().params["k"] == 3  # int is a float
