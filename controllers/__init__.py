@@ -30,6 +30,7 @@ def register() -> None:
     CONTROLLERS.register(
         "zero", "controllers.trivial:make_zero",
         description="Constant action: zero, or the bound nearest zero (open loop)")
+    CONTROLLERS.register("lstmc", "controllers.lstmc:make_lstmc", options="controllers.lstmc:LSTMcOptions", requires=Requires(references=True, box_action=True, n_inputs=1, model_names=("dextrose_crystallization",)), description="LSTM on a window of past states and set-point errors (trained; --set path=)")  # noqa: E501
 
     PID_DESIGNS.register(
         PMSM_MODEL_NAME, "controllers.motor_pi:design_pmsm_current",
