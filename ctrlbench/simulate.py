@@ -50,6 +50,9 @@ def simulate(
     meta:
         Extra facts stored in ``Trajectory.meta``.
 
+    Numeric scalars of the plant's ``info`` are kept per step in ``Trajectory.info``; so are
+    those of a controller's ``last_info`` dict (if it has one), as ``controller.<key>``.
+
     Raises
     ------
     ValueError
@@ -77,6 +80,7 @@ def simulate(
     state: Any = None
     episode_start = np.ones((1,), dtype=bool)
     k = 0
+    with_controller_info = isinstance(getattr(controller, "last_info", None), dict)
     try:
         while k < limit:
             raise_if_interrupted()  # a Ctrl-C a solver callback swallowed (scipy's ode)
@@ -90,6 +94,9 @@ def simulate(
             observations.append(np.asarray(obs, dtype=np.float64).ravel())
             rewards.append(float(reward))
             _collect_numeric(infos, info, k)
+            if with_controller_info:  # e.g. an MPC's solve status, iterations, solve time
+                ctrl_info = getattr(controller, "last_info", None) or {}
+                _collect_numeric(infos, {f"controller.{n}": v for n, v in ctrl_info.items()}, k)
             # every callback sees every step, even when an earlier one asks to stop
             stop = any([bool(cb(k, observations[-1], a, float(reward), info)) for cb in callbacks])
             k += 1
