@@ -327,6 +327,13 @@ class LSTMRegressor:
             print(f"LSTMc: resuming {path} after epoch {state['epoch']}", file=sys.stderr)
         return int(state["epoch"])
 
+    def fingerprint(self) -> str:
+        """SHA-256 of what determines the predictions (window, weights, normalisation)."""
+        arrays = [np.asarray([self.window], dtype=np.int64), self.x_mean_, self.x_std_,
+                  np.asarray([self.y_mean_, self.y_std_])]
+        arrays += [v.detach().numpy() for v in self.net_.state_dict().values()]
+        return _digest(*arrays)
+
     def predict(self, X: NDArray[Any]) -> NDArray[np.float64]:
         """Predicted targets for windows ``X (n, window, n_features)``."""
         import torch
@@ -481,6 +488,8 @@ def train_lstmc(out: str | Path, data: Any = None, train: TrainSettings | None =
                 ) -> Path:
     """Simulate (or read) the data, fit the LSTMc and write ``<out>/model.pt``; resumable.
 
+    A ``model.pt`` already there with the same data and training settings is returned as is.
+
     Parameters
     ----------
     out:
@@ -504,6 +513,12 @@ def train_lstmc(out: str | Path, data: Any = None, train: TrainSettings | None =
     train = train if train is not None else TrainSettings()
     out = Path(out)
     with lock_folder(out, "LSTMc training"):
+        done = _finished_model(out / "model.pt", data, train)
+        if done is not None:
+            if progress:
+                print(f"LSTMc: {done} is up to date (same data and training settings)",
+                      file=sys.stderr)
+            return done
         t0 = time.perf_counter()
         batches = ensure_data(data, data_dir if data_dir is not None else out / "data",
                               workers=workers, progress=progress)
@@ -531,6 +546,19 @@ def train_lstmc(out: str | Path, data: Any = None, train: TrainSettings | None =
                 "windows": len(y), "data_seconds": t_data,
                 "fit_seconds": time.perf_counter() - t1}
         return est.save(out / "model.pt", meta)
+
+
+def _finished_model(path: Path, data: Any, train: TrainSettings) -> Path | None:
+    """``path`` when it holds a model of exactly these settings (then nothing is retrained)."""
+    if not path.is_file():
+        return None
+    try:
+        meta = LSTMRegressor.load(path).meta_
+    except (LSTMcModelError, CorruptFileError):
+        return None  # refitted and overwritten
+    same = (meta.get("data") == json.loads(json.dumps(asdict(data)))
+            and meta.get("train") == json.loads(json.dumps(asdict(train))))
+    return path if same else None
 
 
 def _add_flags(parser: Any, cls: type[Options]) -> None:
