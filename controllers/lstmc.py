@@ -39,13 +39,14 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from controllers.lstmc_data import train_lstmc
 from ctrlbench.controller import FeedbackController
 from ctrlbench.io import atomic_write
 from ctrlbench.options import Options, option
@@ -482,85 +483,7 @@ def make_lstmc(plant: Any, opts: LSTMcOptions) -> LSTMc:
                  max_step=max_step)
 
 
-# -- training pipeline and CLI -----------------------------------------------------------------
-def train_lstmc(out: str | Path, data: Any = None, train: TrainSettings | None = None, *,
-                workers: int = 1, data_dir: str | Path | None = None, progress: bool = False
-                ) -> Path:
-    """Simulate (or read) the data, fit the LSTMc and write ``<out>/model.pt``; resumable.
-
-    A ``model.pt`` already there with the same data and training settings is returned as is.
-
-    Parameters
-    ----------
-    out:
-        Training folder: ``checkpoint.pt``, ``model.pt`` and, by default, ``data/``.
-    data:
-        :class:`controllers.lstmc_data.DataSettings` (default: 7000 batches).
-    train:
-        :class:`TrainSettings`.
-    workers:
-        Processes for the data simulation.
-    data_dir:
-        Data cache folder (default ``<out>/data``).
-    progress:
-        Progress bar and per-epoch lines on stderr.
-    """
-    from controllers.lstmc_data import PLANT_ID, DataSettings, ensure_data, make_windows
-    from ctrlbench.registry import make_plant
-    from ctrlbench.runfolder import lock_folder
-
-    data = data if data is not None else DataSettings()
-    train = train if train is not None else TrainSettings()
-    out = Path(out)
-    with lock_folder(out, "LSTMc training"):
-        done = _finished_model(out / "model.pt", data, train)
-        if done is not None:
-            if progress:
-                print(f"LSTMc: {done} is up to date (same data and training settings)",
-                      file=sys.stderr)
-            return done
-        t0 = time.perf_counter()
-        batches = ensure_data(data, data_dir if data_dir is not None else out / "data",
-                              workers=workers, progress=progress)
-        t_data = time.perf_counter() - t0
-        plant = make_plant(PLANT_ID, **data.plant_options())
-        layout = feature_layout(plant)
-        plant.close()
-        if (*batches.signals, layout.names[-1]) != layout.names:
-            raise LSTMcModelError(f"data signals {batches.signals} do not match the plant's "
-                                  f"{layout.names}")
-        order = np.random.default_rng(train.seed).permutation(len(batches))
-        n_val = round(train.val_fraction * len(batches))
-        spr = train.samples_per_run or None
-        x, y = make_windows(batches, train.window, spr, train.seed, np.sort(order[n_val:]),
-                            train.input_noise)
-        xv, yv = make_windows(batches, train.window, spr, train.seed + 1,
-                              np.sort(order[:n_val]), train.input_noise)
-        est = LSTMRegressor(train.window, train.hidden, train.layers, train.epochs,
-                            train.batch_size, train.lr, train.seed, out / "checkpoint.pt",
-                            progress)
-        t1 = time.perf_counter()
-        est.fit(x, y, eval_set=(xv, yv) if n_val else None)
-        meta = {"features": list(layout.names), "plant": PLANT_ID, "data": asdict(data),
-                "data_key": data.key(), "train": asdict(train), "batches": len(batches),
-                "windows": len(y), "data_seconds": t_data,
-                "fit_seconds": time.perf_counter() - t1}
-        return est.save(out / "model.pt", meta)
-
-
-def _finished_model(path: Path, data: Any, train: TrainSettings) -> Path | None:
-    """``path`` when it holds a model of exactly these settings (then nothing is retrained)."""
-    if not path.is_file():
-        return None
-    try:
-        meta = LSTMRegressor.load(path).meta_
-    except (LSTMcModelError, CorruptFileError):
-        return None  # refitted and overwritten
-    same = (meta.get("data") == json.loads(json.dumps(asdict(data)))
-            and meta.get("train") == json.loads(json.dumps(asdict(train))))
-    return path if same else None
-
-
+# -- training CLI ------------------------------------------------------------------------------
 def _add_flags(parser: Any, cls: type[Options]) -> None:
     from ctrlbench.options import describe, parse_value
 

@@ -55,6 +55,7 @@ __all__ = [
     "ensure_data",
     "make_windows",
     "simulate_batches",
+    "train_lstmc",
 ]
 
 FORMAT = "ctrlbench-lstmc-data/1"
@@ -428,9 +429,9 @@ def make_windows(data: BatchData, window: int, samples_per_run: int | None = Non
     runs:
         Batch positions to use (``None``: all).
     noise:
-        Augmentation: each window's measured signals are multiplied by ``1 + s N(0, 1)``
-        (independently per step and signal, as the plant's sensor noise) with ``s`` drawn
-        uniformly in ``[0, noise]`` per window; the error is computed from the noisy size.
+        Augmentation: each batch's measured signals are multiplied by ``1 + s N(0, 1)``
+        (one draw per step and signal, as the plant's sensor noise) with ``s`` drawn uniformly
+        in ``[0, noise]`` per batch; the error is computed from the noisy size.
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
@@ -442,17 +443,102 @@ def make_windows(data: BatchData, window: int, samples_per_run: int | None = Non
     else:
         ks = np.stack([np.sort(rng.choice(steps, samples_per_run, replace=False))
                        for _ in range(sel.size)])
-    r = np.repeat(sel, ks.shape[1])
+    measured = data.measured[sel].astype(np.float32)
+    if noise > 0:  # one noise level per batch, one draw per step and signal (as the plant)
+        scale = rng.uniform(0.0, noise, (sel.size, 1, 1)).astype(np.float32)
+        measured *= 1.0 + scale * rng.standard_normal(measured.shape, dtype=np.float32)
+    error = data.setpoint[sel][:, None].astype(np.float32) - measured[:, :, data.tracked]
+    feats = np.concatenate((measured, error[..., None]), axis=2)
+    r = np.repeat(np.arange(sel.size), ks.shape[1])
     k = ks.reshape(-1)
     idx = np.maximum(k[:, None] + np.arange(1 - window, 1)[None, :], 0)
-    meas = data.measured[r[:, None], idx].astype(np.float32)
-    if noise > 0:
-        scale = rng.uniform(0.0, noise, (len(r), 1, 1)).astype(np.float32)
-        meas *= 1.0 + scale * rng.standard_normal(meas.shape, dtype=np.float32)
-    error = data.setpoint[r][:, None].astype(np.float32) - meas[:, :, data.tracked]
-    x = np.concatenate((meas, error[..., None]), axis=2)
-    y = data.jacket[r, k].astype(np.float32)
-    return x, y
+    return feats[r[:, None], idx], data.jacket[sel][r, k].astype(np.float32)
+
+
+# -- the training pipeline ---------------------------------------------------------------------
+def train_lstmc(out: str | Path, data: DataSettings | None = None, train: Any = None, *,
+                workers: int = 1, data_dir: str | Path | None = None, progress: bool = False
+                ) -> Path:
+    """Simulate (or read) the data, fit the LSTMc and write ``<out>/model.pt``; resumable.
+
+    A ``model.pt`` already there with the same data and training settings is returned as is.
+
+    Parameters
+    ----------
+    out:
+        Training folder: ``checkpoint.pt``, ``model.pt`` and, by default, ``data/``.
+    data:
+        :class:`controllers.lstmc_data.DataSettings` (default: 7000 batches).
+    train:
+        :class:`controllers.lstmc.TrainSettings` (default: its defaults).
+    workers:
+        Processes for the data simulation.
+    data_dir:
+        Data cache folder (default ``<out>/data``).
+    progress:
+        Progress bar and per-epoch lines on stderr.
+    """
+    from controllers.lstmc import (
+        LSTMcModelError,
+        LSTMRegressor,
+        TrainSettings,
+        feature_layout,
+    )
+    from ctrlbench.registry import make_plant
+
+    data = data if data is not None else DataSettings()
+    train = train if train is not None else TrainSettings()
+    out = Path(out)
+    with lock_folder(out, "LSTMc training"):
+        done = _finished_model(out / "model.pt", data, train)
+        if done is not None:
+            if progress:
+                print(f"LSTMc: {done} is up to date (same data and training settings)",
+                      file=sys.stderr)
+            return done
+        t0 = time.perf_counter()
+        batches = ensure_data(data, data_dir if data_dir is not None else out / "data",
+                              workers=workers, progress=progress)
+        t_data = time.perf_counter() - t0
+        plant = make_plant(PLANT_ID, **data.plant_options())
+        layout = feature_layout(plant)
+        plant.close()
+        if (*batches.signals, layout.names[-1]) != layout.names:
+            raise LSTMcModelError(f"data signals {batches.signals} do not match the plant's "
+                                  f"{layout.names}")
+        order = np.random.default_rng(train.seed).permutation(len(batches))
+        n_val = round(train.val_fraction * len(batches))
+        spr = train.samples_per_run or None
+        x, y = make_windows(batches, train.window, spr, train.seed, np.sort(order[n_val:]),
+                            train.input_noise)
+        xv, yv = make_windows(batches, train.window, spr, train.seed + 1,
+                              np.sort(order[:n_val]), train.input_noise)
+        est = LSTMRegressor(train.window, train.hidden, train.layers, train.epochs,
+                            train.batch_size, train.lr, train.seed, out / "checkpoint.pt",
+                            progress)
+        t1 = time.perf_counter()
+        est.fit(x, y, eval_set=(xv, yv) if n_val else None)
+        meta = {"features": list(layout.names), "plant": PLANT_ID, "data": asdict(data),
+                "data_key": data.key(), "train": asdict(train), "batches": len(batches),
+                "windows": len(y), "data_seconds": t_data,
+                "fit_seconds": time.perf_counter() - t1}
+        return est.save(out / "model.pt", meta)
+
+
+def _finished_model(path: Path, data: DataSettings, train: Any) -> Path | None:
+    """``path`` when it holds a model of exactly these settings (then nothing is retrained)."""
+    from controllers.lstmc import LSTMcModelError, LSTMRegressor
+    from ctrlbench.runfolder import CorruptFileError
+
+    if not path.is_file():
+        return None
+    try:
+        meta = LSTMRegressor.load(path).meta_
+    except (LSTMcModelError, CorruptFileError):
+        return None  # refitted and overwritten
+    same = (meta.get("data") == json.loads(json.dumps(asdict(data)))
+            and meta.get("train") == json.loads(json.dumps(asdict(train))))
+    return path if same else None
 
 
 def describe_settings(settings: DataSettings) -> dict[str, Any]:
