@@ -94,7 +94,7 @@ class TrainSettings(Options):
     window: int = option(12, "past steps W the network sees (12 = 2 h)", ge=1, le=144)
     hidden: int = option(64, "LSTM hidden units", ge=1, le=1024)
     layers: int = option(1, "stacked LSTM layers", ge=1, le=4)
-    epochs: int = option(30, "passes over the training windows", ge=1, le=10_000)
+    epochs: int = option(40, "passes over the training windows", ge=1, le=10_000)
     batch_size: int = option(256, "windows per gradient step", ge=1, le=65_536)
     lr: float = option(2e-3, "Adam learning rate (cosine decay to 0 over the epochs)",
                        gt=0.0, le=1.0)
@@ -105,8 +105,8 @@ class TrainSettings(Options):
     val_fraction: float = option(0.1, "fraction of batches held out for the validation loss",
                                  ge=0.0, lt=1.0)
     input_noise: float = option(
-        0.0, "augmentation: windows get sensor noise of relative std U(0, input_noise) [-]",
-        ge=0.0, le=0.5)
+        0.15, "augmentation: each batch gets sensor noise of relative std U(0, input_noise) "
+        "[-] (the study's largest noise level)", ge=0.0, le=0.5)
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class LSTMRegressor:
         Metadata stored with the model (feature names, plant, settings).
     """
 
-    def __init__(self, window: int = 12, hidden: int = 64, layers: int = 1, epochs: int = 30,
+    def __init__(self, window: int = 12, hidden: int = 64, layers: int = 1, epochs: int = 40,
                  batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
                  checkpoint: str | Path | None = None, progress: bool = False) -> None:
         self.window, self.hidden, self.layers, self.epochs = window, hidden, layers, epochs
