@@ -25,3 +25,19 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("CTRLBENCH_FUZZ", "default"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lstmc_model_path(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A tiny LSTMc trained through its CLI (``python -m controllers.lstmc train``), ~1.5 s."""
+    from controllers.lstmc import main
+
+    out = tmp_path_factory.mktemp("lstmc")
+    argv = ["train", "--out", str(out), "--quiet", "--window", "3", "--hidden", "4",
+            "--epochs", "1", "--samples_per_run", "0", "--runs", "4", "--chunk", "2",
+            "--steps", "6", "--n_cells", "50"]
+    assert main(argv) == 0
+    return out / "model.pt"

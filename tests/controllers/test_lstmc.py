@@ -37,15 +37,10 @@ def _tiny(**kw):
     return LSTMRegressor(**{"window": 3, "hidden": 4, "epochs": 2, "batch_size": 16, **kw})
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    """A tiny model trained through the CLI (``python -m controllers.lstmc train``)."""
-    out = tmp_path_factory.mktemp("lstmc")
-    argv = ["train", "--out", str(out), "--quiet", "--window", "3", "--hidden", "4",
-            "--epochs", "1", "--samples_per_run", "0"]
-    argv += [a for k, v in TINY_DATA.items() for a in (f"--{k}", str(v))]
-    assert main(argv) == 0
-    return out / "model.pt"
+@pytest.fixture
+def model_path(lstmc_model_path: Path) -> Path:
+    """The session's tiny model trained through the CLI (``tests/conftest.py``)."""
+    return lstmc_model_path
 
 
 # -- estimator ---------------------------------------------------------------------------------

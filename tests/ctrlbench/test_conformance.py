@@ -44,10 +44,15 @@ def test_registration_tells_the_truth_about_the_plant(plant_id):
     env.close()
 
 
+#: Options a controller needs beyond its defaults: a learned one needs its trained model.
+NEEDS = {"lstmc": lambda request: {"path": str(request.getfixturevalue("lstmc_model_path"))}}
+
+
 @pytest.mark.parametrize(("plant_id", "controller"), APPLICABLE)
-def test_every_applicable_controller_closes_the_loop(plant_id, controller):
+def test_every_applicable_controller_closes_the_loop(plant_id, controller, request):
     plant = make_plant(plant_id)
-    ctrl = make_controller(controller, plant)
+    extra = NEEDS[controller](request) if controller in NEEDS else {}
+    ctrl = make_controller(controller, plant, **extra)
     traj = simulate(plant, ctrl, steps=50, seed=1)
     # a relay at full duty trips the DC motor's current limit at once: a legal early end
     assert len(traj) == 50 or traj.terminated
