@@ -164,6 +164,7 @@ def test_unknown_names_and_options_fail_before_any_run(tmp_path):
         assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow  # the default suite: driver kill -9 in tests/ctrlbench/test_faults.py
 def test_sigkill_halfway_then_rerun_records_every_run_once(tmp_path):
     spec_path = write_spec(tmp_path, ("pd-test",), tuple(range(12)), 1000)
     spec = StudySpec.from_file(spec_path)
