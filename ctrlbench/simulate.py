@@ -110,10 +110,11 @@ def simulate(
         raise
     raise_if_interrupted()
     n = len(actions)
-    _check_finite(observations, obs_signals)
+    obs_array = np.stack(observations)
+    _check_finite(obs_array, obs_signals)
     return Trajectory(
         time=np.arange(n + 1, dtype=np.float64) * dt,
-        observations=np.stack(observations),
+        observations=obs_array,
         actions=np.stack(actions) if actions else np.zeros((0, len(act_signals))),
         rewards=np.asarray(rewards, dtype=np.float64),
         observation_signals=obs_signals,
@@ -125,10 +126,9 @@ def simulate(
     )
 
 
-def _check_finite(observations: list[np.ndarray], signals: Sequence[Any]) -> None:
+def _check_finite(obs: np.ndarray, signals: Sequence[Any]) -> None:
     """Raise ``ValueError`` naming the first step and signal where the plant returned NaN/inf,
     so a diverged run is an error, never a result."""
-    obs = np.stack(observations)
     if np.isfinite(obs).all():
         return
     k, i = np.argwhere(~np.isfinite(obs))[0]

@@ -19,14 +19,11 @@ __all__ = ["machine_info", "sync", "time_alternating"]
 
 def machine_info() -> str:
     """CPU model, cores, GPU, and library versions, one line each."""
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import transformers
 
+    from ctrlbench.machine import cpu_name
+
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
         f"cpu: {cpu} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",

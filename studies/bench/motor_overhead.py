@@ -24,16 +24,15 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import math
-import platform
 import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
+from ctrlbench.machine import describe
 from ctrlbench.registry import make_plant
 
 
@@ -49,26 +48,6 @@ class Args:
     """untimed blocks per env first"""
     smoke: bool = False
     """tiny version (block 100, 3 repeats, 1 warm-up)"""
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _machine() -> str:
-    libs = ["numpy", "scipy", "gymnasium", "gym-electric-motor"]
-    vers = ", ".join(f"{lib} {version(lib)}" for lib in libs)
-    return (
-        f"{_cpu()}, {os.cpu_count()} logical cores, no GPU used; Python "
-        f"{platform.python_version()}; {vers}"
-    )
 
 
 def _dq_to_duty(d: float, q: float, eps: float, u_scale: float, u_sup: float) -> np.ndarray:
@@ -150,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=Args.repeats)
     ns = p.parse_args(argv)
     args = Args(block=ns.block, repeats=ns.repeats, smoke=ns.smoke)
-    print(f"machine: {_machine()}")
+    print("machine: " + describe(["numpy", "scipy", "gymnasium", "gym-electric-motor"]))
     print(f"blocks of {100 if args.smoke else args.block} steps, alternating, medians")
     print("| plant | env | median us/step | ratio to GEM same config |")
     print("|---|---|---:|---:|")

@@ -28,18 +28,17 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
-import platform
 import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 
 from controllers.mpc import NMPC
 from controllers.mpc_ocp import ShootingOCP
+from ctrlbench.machine import describe
 from ctrlbench.registry import make_controller, make_plant, plant_ids
 
 #: do-mpc's IPOPT Hessian per plant: the crystallizer's kinetics ``(S - 1)^1.05`` have no finite
@@ -61,29 +60,6 @@ class Args:
     """plant reset seed"""
     smoke: bool = False
     """tiny version (PMSM 30 steps, crystallizer 12)"""
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _machine() -> str:
-    libs = ["numpy", "casadi", "do-mpc"]
-    vers = []
-    for lib in libs:
-        try:
-            vers.append(f"{lib} {version(lib)}")
-        except PackageNotFoundError:
-            vers.append(f"{lib} (not installed)")
-    return (f"{_cpu()}, {os.cpu_count()} logical cores, 1 thread, no GPU; Python "
-            f"{platform.python_version()}; {', '.join(vers)}")
 
 
 def _import_do_mpc() -> Any:
@@ -303,7 +279,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     steps = dict(args.steps)
     if args.smoke:
         steps = {"ctrlbench/PMSMCurrent-v0": 30, "ctrlbench/Crystallization-v0": 12}
-    print(_machine())
+    print(describe(["numpy", "casadi", "do-mpc"], threads="1 thread, no GPU"))
     do_mpc = _import_do_mpc()
     out = []
     for plant_id, n in steps.items():
