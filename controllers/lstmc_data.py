@@ -29,9 +29,7 @@ import hashlib
 import io
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -45,6 +43,7 @@ from numpy.typing import NDArray
 from ctrlbench.io import atomic_write_bytes
 from ctrlbench.options import Options, option
 from ctrlbench.runfolder import lock_folder, quarantine
+from ctrlbench.study_pool import prepare_worker
 
 __all__ = [
     "FORMAT",
@@ -65,7 +64,6 @@ SEED_BASE = 1_000_000
 
 FloatArray = NDArray[np.float64]
 Warn = Callable[[str], None]
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -184,22 +182,6 @@ def simulate_batches(settings: DataSettings, runs: range) -> dict[str, Any]:
     env.close()
     out["signals"] = np.array(names)
     return out
-
-
-def _worker_init(driver: int) -> None:
-    """Pool worker set-up: one thread, Ctrl-C left to the driver, exit when the driver dies."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != driver:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="lstmc-data-watchdog", daemon=True).start()
 
 
 def _worker_chunk(settings: dict[str, Any], index: int) -> tuple[int, dict[str, Any]]:
@@ -332,7 +314,7 @@ def _generate_pool(settings: DataSettings, todo: list[int], workers: int, bar: A
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
-                               initializer=_worker_init, initargs=(os.getpid(),))
+                               initializer=prepare_worker, initargs=(os.getpid(),))
     pending: set[Future[tuple[int, dict[str, Any]]]] = set()
     queue = list(reversed(todo))
     try:

@@ -37,7 +37,7 @@ from ctrlbench.records import write_record
 if TYPE_CHECKING:
     from ctrlbench.study import RunSpec
 
-__all__ = ["StudyWorkerError", "run_pool", "worker_main"]
+__all__ = ["StudyWorkerError", "prepare_worker", "run_pool", "worker_main"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1
@@ -68,17 +68,27 @@ def _die_with(driver_pid: int) -> None:
     threading.Thread(target=watch, name="ctrlbench-watchdog", daemon=True).start()
 
 
+def prepare_worker(driver_pid: int) -> None:
+    """Set-up of a ctrlbench pool worker (the study pool's, and any ``ProcessPoolExecutor``
+    ``initializer``): Ctrl-C left to the driver, one BLAS/torch thread, exit when the driver
+    ``driver_pid`` dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    _die_with(driver_pid)
+
+
 def worker_main() -> None:
     """Entry point of a worker process: ``python -c ... <socket fd> <driver pid>``.
 
     Receives ``{"sys_path", "out", "preload"}``, then runs, answering each with
     ``("record", record)``; ``None`` or a closed socket ends it.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
     if hasattr(signal, "SIGTTOU"):  # a background group may write to the terminal (stty tostop)
         signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     fd, driver_pid = int(sys.argv[1]), int(sys.argv[2])
-    _die_with(driver_pid)
+    prepare_worker(driver_pid)
     conn = Connection(fd)
     try:
         _serve(conn)
