@@ -16,11 +16,12 @@ J. Process Control 13, 2003):
    jacket grows the crystals more), so the controller is reverse acting.
 
 The controller (:class:`CrystalPI`) is :class:`controllers.pid.PID` on ``e = mean_size_ref -
-mean_size`` with back-calculation anti-windup. It starts bumplessly at the measured slurry
-temperature (the jacket's starting value) and keeps its output inside the plant's jacket bounds
-and, when the plant declares one (its ``action_rate_limit`` attribute, C per step), inside the
-rate limit, so the anti-windup sees every limit the plant applies. The gains are the same on
-every grade: the study shows what that costs on the others.
+mean_size`` with back-calculation anti-windup. It starts bumplessly at the jacket temperature the
+plant reports as applied (observation ``T_j_applied``; the measured slurry temperature, the jacket's
+starting value, when the plant does not observe it) and keeps its output inside the plant's
+jacket bounds and, when the plant declares one (its ``action_rate_limit`` attribute, C per step),
+inside the rate limit, so the anti-windup sees every limit the plant applies. The gains are the
+same on every grade: the study shows what that costs on the others.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ctrlbench.controller import FeedbackController
 from ctrlbench.model import PlantModel
 from ctrlbench.options import Options, option
 from ctrlbench.plant import plant_dt, signals_of
-from ctrlbench.signals import index_of, reference_index
+from ctrlbench.signals import SignalSpec, index_of, reference_index
 
 __all__ = [
     "FOPDT_MEDIUM",
@@ -84,7 +85,8 @@ class CrystalPIOptions(Options):
         None, "SIMC closed-loop time constant [s]; None = the dead time theta (tight control)",
         ge=60.0, le=86400.0)
     bias: float | None = option(
-        None, "initial jacket temperature [C]; None = the first measured slurry temperature",
+        None, "initial jacket temperature [C]; None = the applied jacket temperature the plant "
+        "observes (else the first measured slurry temperature)",
         ge=5.0, le=40.0)
 
 
@@ -174,7 +176,8 @@ class CrystalPI(FeedbackController):
     dt:
         Control period [s].
     measured, reference, temperature:
-        Observation positions of ``mean_size``, its set-point and the slurry temperature.
+        Observation positions of ``mean_size``, its set-point and the signal the output starts
+        from (the applied jacket temperature, or the slurry temperature).
     gains:
         PI gains (``kp`` [C/um], ``ki`` [C/(um s)]).
     u_low, u_high:
@@ -182,7 +185,7 @@ class CrystalPI(FeedbackController):
     max_step:
         Largest output change per period [C] (``inf``: no rate limit).
     bias:
-        Initial output [C]; ``None`` starts at the first measured slurry temperature.
+        Initial output [C]; ``None`` starts at the first observed ``temperature``.
     """
 
     def __init__(self, dt: float, measured: int, reference: int, temperature: int,
@@ -238,5 +241,11 @@ def design_crystallization_pi(plant: Any, model: PlantModel, options: CrystalPIO
         rate = None
     max_step = math.inf if rate is None else float(np.min(rate))
     return CrystalPI(dt, index_of(obs, "mean_size"), reference_index(obs, "mean_size"),
-                     index_of(obs, "T"), gains, float(act[0].low), float(act[0].high),
+                     _start_index(obs), gains, float(act[0].low), float(act[0].high),
                      max_step=max_step, bias=options.bias)
+
+
+def _start_index(obs: tuple[SignalSpec, ...]) -> int:
+    """Where the bumpless start reads: ``T_j_applied`` if the plant observes it, else ``T``."""
+    measured = [s.name if s.tracks is None else "" for s in obs]
+    return measured.index("T_j_applied") if "T_j_applied" in measured else index_of(obs, "T")

@@ -57,7 +57,7 @@ __all__ = [
     "train_lstmc",
 ]
 
-FORMAT = "ctrlbench-lstmc-data/1"
+FORMAT = "ctrlbench-lstmc-data/2"
 PLANT_ID = "ctrlbench/Crystallization-v0"
 SEED_BASE = 1_000_000
 """Batch ``i`` of ``data_seed`` ``s`` uses reset seed ``SEED_BASE * (1 + s) + i``."""

@@ -14,7 +14,11 @@ What it reads from the plant (through :func:`~ctrlbench.plant.signals_of`, never
 - **Constraints.** Hard input bounds: the intersection of the action signals' and the model
   inputs' bounds. Hard input-rate bounds: ``max_move`` and/or the plant's ``action_rate_limit``
   attribute, both read as the largest change of each action entry per control step (action units);
-  the tighter one wins, and the first move of an episode is free (no previous input is known).
+  the tighter one wins. Moves are measured from the input the plant applied last: an observation
+  signal named ``<input>_applied`` (the crystallizer's ``T_j_applied``) is read as the input
+  applied over the last period (clipped to the input bounds widened by one move, so the NLP stays
+  feasible); without one, from the controller's own last command, and the first move of an
+  episode is free.
   Soft bounds (L1 slack penalty, so the NLP stays feasible) on every model state and output with a
   finite bound, each moved inward by ``bound_margin`` times its own magnitude.
 - **Time.** The shooting interval is the plant's ``dt`` in the model's time unit (the
@@ -55,10 +59,12 @@ from ctrlbench.options import OptionError, Options, option
 from ctrlbench.plant import plant_dt, signals_of
 from ctrlbench.signals import SignalSpec
 
-__all__ = ["NMPC", "MPCOptions", "auto_substeps", "make_mpc"]
+__all__ = ["APPLIED_SUFFIX", "NMPC", "MPCOptions", "auto_substeps", "make_mpc"]
 
 FloatArray = NDArray[np.float64]
 
+#: An observation signal named ``<input>`` + this is the input the plant applied last period.
+APPLIED_SUFFIX = "_applied"
 #: RK4 step length target for :func:`auto_substeps`: ``h * max|eig(A)| <= this``.
 RK4_STEP_TARGET = 0.5
 #: Upper limit of automatically chosen RK4 substeps.
@@ -182,13 +188,20 @@ class NMPC(FeedbackController):
         Start from the shifted previous solution.
     terminal:
         LQR terminal cost and steady-state targets (``None``: no terminal cost-to-go).
+    applied_index:
+        Observation positions of the inputs the plant applied over the last period (model
+        order), or ``None`` when the plant does not observe them.
+    max_move:
+        Largest move per step and input (widens the bounds the applied input is clipped to).
     """
 
     def __init__(self, dt: float, ocp: ShootingOCP, state_index: tuple[int, ...],
                  reference_index: tuple[int, ...], u_low: FloatArray, u_high: FloatArray,
                  u_rest: FloatArray, q: FloatArray, m: FloatArray, q_terminal: float,
                  slack_penalty: float, warm_start: bool = True,
-                 terminal: TerminalDesign | None = None) -> None:
+                 terminal: TerminalDesign | None = None,
+                 applied_index: tuple[int, ...] | None = None,
+                 max_move: FloatArray | None = None) -> None:
         super().__init__(dt)
         self.ocp = ocp
         self._sidx, self._ridx = np.asarray(state_index), np.asarray(reference_index)
@@ -198,6 +211,9 @@ class NMPC(FeedbackController):
         self._q_terminal, self._rho = float(q_terminal), float(slack_penalty)
         self.warm_start = bool(warm_start)
         self.terminal = terminal
+        self._aidx = None if applied_index is None else np.asarray(applied_index, dtype=int)
+        reach = np.zeros_like(self._u_low) if max_move is None else np.asarray(max_move, float)
+        self._applied_low, self._applied_high = self._u_low - reach, self._u_high + reach
         self.reset()
 
     def reset(self) -> None:
@@ -222,35 +238,46 @@ class NMPC(FeedbackController):
         (measured state, references, previous input, weights, terminal data)."""
         return self._parameters(observation)[0]
 
-    def _parameters(self, observation: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(p, u_start)``: NLP parameters and the input to start from without a plan."""
+    def _previous_input(self, observation: FloatArray) -> FloatArray | None:
+        """The input the next move starts from: the applied one when the plant observes it
+        (clipped to the bounds widened by one move), else this controller's last command."""
+        if self._aidx is None:
+            return self._u_prev
+        applied = np.asarray(observation[self._aidx], dtype=float)
+        return np.clip(applied, self._applied_low, self._applied_high)
+
+    def _parameters(self, observation: FloatArray
+                    ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+        """``(p, u_start, u_prev)``: NLP parameters, the input to start from without a plan and
+        the previous input (``None``: unknown, the first move is free)."""
         x = np.asarray(observation[self._sidx], dtype=float)
         ref = np.asarray(observation[self._ridx], dtype=float)
+        u_prev = self._previous_input(observation)
         term, u_start = None, self._u_rest
         if self.terminal is not None:
             x_s, u_s = self.terminal.target(ref)
             term, u_start = (self.terminal.p, x_s, u_s), np.clip(u_s, self._u_low, self._u_high)
-        p = self.ocp.parameters(x, ref, self._u_prev, self._q, self._m, self._q_terminal,
+        p = self.ocp.parameters(x, ref, u_prev, self._q, self._m, self._q_terminal,
                                 self._rho, term)
-        return p, u_start
+        return p, u_start, u_prev
 
     def compute(self, observation: FloatArray) -> FloatArray:
         """Solve the OCP from the observed state and apply the first input of the plan."""
         x = np.asarray(observation[self._sidx], dtype=float)
         ocp = self.ocp
-        p, u_start = self._parameters(observation)
+        p, u_start, u_prev = self._parameters(observation)
         if self.warm_start and self._w is not None and self._lam is not None:
-            res = ocp.solve(p, self._w, *self._lam, free_first_move=self._u_prev is None,
-                            warm=True)
+            res = ocp.solve(p, self._w, *self._lam, free_first_move=u_prev is None, warm=True)
         else:
-            guess = ocp.guess(x, u_start if self._u_prev is None else self._u_prev)
-            res = ocp.solve(p, guess, free_first_move=self._u_prev is None)
+            guess = ocp.guess(x, u_start if u_prev is None else
+                              np.clip(u_prev, self._u_low, self._u_high))
+            res = ocp.solve(p, guess, free_first_move=u_prev is None)
         self.solves += 1
         fallback = self._advance(res)
         if self._plan is not None:
             u = self._plan[0]
         else:  # no plan yet: hold the previous input, or start from the rest input
-            u = u_start if self._u_prev is None else self._u_prev
+            u = u_start if u_prev is None else u_prev
         u = np.clip(u, self._u_low, self._u_high)
         self._u_prev = u
         self.last_info = {
@@ -416,5 +443,11 @@ def make_mpc(plant: Any, options: MPCOptions) -> NMPC:
     if options.terminal == "lqr":
         terminal = design_terminal(model, ocp.phi, tracked, x_scale, u_scale, q, m,
                                    *_linearization_point(model))
+    measured_names = [s.name if s.tracks is None else None for s in obs]
+    applied = [f"{s.name}{APPLIED_SUFFIX}" for s in model.inputs]
+    applied_index = None
+    if all(name in measured_names for name in applied):
+        applied_index = tuple(measured_names.index(name) for name in applied)
     return NMPC(dt, ocp, state_index, ref_index, u_low, u_high, u_rest, q, m,
-                options.q_terminal, options.slack_penalty, options.warm_start, terminal)
+                options.q_terminal, options.slack_penalty, options.warm_start, terminal,
+                applied_index, max_move)

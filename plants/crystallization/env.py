@@ -56,9 +56,14 @@ class Crystallization(Plant):
     | 6 | ``T`` | degC | [0, 60] | slurry temperature |
     | 7 | ``mean_size`` | um | [0, 500] | ``mu_4 / mu_3`` |
     | 8 | ``mean_size_ref`` | um | [0, 500] | set-point of ``mean_size`` (``tracks``) |
+    | 9 | ``T_j_applied`` | degC | [0, 60] | jacket temperature applied over the last period |
 
     Signals 0-7 are measurements: with ``noise > 0`` each is multiplied by
-    ``1 + noise * N(0, 1)`` (then clipped to its bounds); the set-point is exact.
+    ``1 + noise * N(0, 1)`` (then clipped to its bounds); the set-point and the applied jacket
+    temperature (the actuator's own read-back, after the rate limit) are exact. Signal 9 follows
+    the ``<action>_applied`` convention (plants/README.md), so controllers that limit moves (the
+    generic ``"mpc"``, the ``"pid"`` design) start from the value the plant really holds; at reset
+    it is the initial slurry temperature.
 
     ## Action
 
@@ -107,7 +112,9 @@ class Crystallization(Plant):
         self._model = crystallization_model(self._nominal, self.grid.l_min)
         ref = SignalSpec("mean_size_ref", "um", 0.0, 500.0, "mean-size set-point (grade)",
                          tracks="mean_size")
-        self.set_signals((*STATES, MEAN_SIZE, ref), INPUTS)
+        applied = SignalSpec("T_j_applied", "degC", 0.0, 60.0,
+                             "jacket temperature applied over the last period (exact)")
+        self.set_signals((*STATES, MEAN_SIZE, ref, applied), INPUTS)
         self._low = np.array([s.low for s in self.observation_signals[:8]])
         self._high = np.array([s.high for s in self.observation_signals[:8]])
         self._max_step = opts.rate_limit * self.dt / 60.0
@@ -119,7 +126,7 @@ class Crystallization(Plant):
         self._temp = self._jacket = 0.0
         self._setpoint = 0.0
         self._k = 0
-        self._obs = np.zeros(9)
+        self._obs = np.zeros(10)
 
     def model(self) -> PlantModel:
         """Moments model with nominal kinetics (the plant itself is the PBE)."""
@@ -178,7 +185,8 @@ class Crystallization(Plant):
         true = np.concatenate((mom, [self._y[-1], self._temp, self._mean_size()]))
         if self.options.noise > 0:
             true = true * (1.0 + self.options.noise * self.np_random.standard_normal(8))
-        return np.append(np.clip(true, self._low, self._high), self._setpoint)
+        return np.concatenate((np.clip(true, self._low, self._high),
+                               [self._setpoint, self._jacket]))
 
     def _step(self, action: NDArray[np.float64]
               ) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:

@@ -133,7 +133,7 @@ def test_corrupt_and_mismatched_cache_files_are_quarantined_and_rebuilt(tmp_path
     settings = DataSettings(**TINY_DATA)
     warnings: list[str] = []
     first = ensure_data(settings, tmp_path, warn=warnings.append)
-    assert len(first) == 4 and first.measured.shape == (4, 7, 8) and not warnings
+    assert len(first) == 4 and first.measured.shape == (4, 7, 9) and not warnings
     assert np.allclose(first.setpoint, first.size_true[:, -1])
 
     chunk = tmp_path / "chunk-00001.npz"
@@ -196,7 +196,7 @@ def test_mismatched_window_or_features_are_refused(model_path, tmp_path):
     est = LSTMRegressor.load(model_path)
     names = feature_layout(plant).names
     fewer = est.save(tmp_path / "fewer.pt", meta={**est.meta_, "features": list(names[1:])})
-    with pytest.raises(LSTMcModelError, match=r"trained on 8 features.*gives 9"):
+    with pytest.raises(LSTMcModelError, match=r"trained on 9 features.*gives 10"):
         make_controller("lstmc", plant, path=str(fewer))
 
 

@@ -184,6 +184,23 @@ def test_tracks_a_model_output_on_the_nonlinear_tank():
     assert np.all(traj.actions >= 0.0) and ctrl.failures == 0
 
 
+def test_moves_start_from_the_jacket_temperature_the_plant_applied():
+    plant = make_plant("ctrlbench/Crystallization-v0", grade="coarse")
+    obs, _ = plant.reset(seed=0)
+    ctrl = make_controller("mpc", plant, horizon=6)
+    rate = plant.get_wrapper_attr("action_rate_limit")
+    for applied in (obs[9], 12.0, 50.0):  # 50 C: above the 40 C bound, a move still reaches it
+        obs[9] = applied
+        ctrl.reset()
+        u = ctrl.compute(obs)[0]
+        assert abs(u - min(applied, 40.0 + rate)) <= rate + 1e-6 and 5.0 <= u <= 40.0
+    obs, _ = plant.reset(seed=0)
+    ctrl.reset()
+    for _ in range(6):  # every command is one the plant can apply within its rate limit
+        obs, *_, info = plant.step(ctrl.compute(obs))
+        assert not info["rate_limited"]
+
+
 @pytest.mark.slow
 def test_crystallizer_batch_reaches_its_set_point():
     plant = make_plant("ctrlbench/Crystallization-v0")

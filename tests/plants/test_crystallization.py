@@ -211,9 +211,12 @@ def test_bad_options_name_the_value(opts: dict[str, Any], match: str) -> None:
 
 def test_rate_limit_on_the_applied_jacket_temperature() -> None:
     env = make_plant(CRYS, grade="medium", rate_limit=0.5)  # 5 C per 10 min from T0 = 35 C
-    env.reset(seed=0)
-    applied = [env.step(np.array([5.0]))[4]["T_j_applied"] for _ in range(3)]
+    obs, _ = env.reset(seed=0)
+    assert obs[9] == 35.0  # the applied jacket temperature starts at the slurry temperature
+    steps = [env.step(np.array([5.0])) for _ in range(3)]
+    applied = [info["T_j_applied"] for *_, info in steps]
     assert applied == [30.0, 25.0, 20.0]
+    assert [obs[9] for obs, *_ in steps] == applied  # observed as T_j_applied
     info = env.step(np.array([22.0]))[4]
     assert info["T_j_applied"] == 22.0 and not info["rate_limited"]
     assert env.get_wrapper_attr("action_rate_limit") == 5.0
@@ -261,7 +264,7 @@ def test_advance_raises_solver_failure_on_a_non_finite_state(monkeypatch: Any) -
 def test_measurement_noise_spares_the_setpoint_and_stays_in_bounds() -> None:
     clean = _run(make_plant(CRYS, grade="small"), [25.0] * 3, seed=1)
     noisy = _run(make_plant(CRYS, grade="small", noise=0.15), [25.0] * 3, seed=1)
-    np.testing.assert_array_equal(clean[:, 8], noisy[:, 8])
+    np.testing.assert_array_equal(clean[:, 8:], noisy[:, 8:])  # set-point, applied jacket
     assert np.all(np.abs(noisy[:, :8] / clean[:, :8] - 1.0) > 0)
     env = make_plant(CRYS, noise=0.5)
     obs, _ = env.reset(seed=0)
