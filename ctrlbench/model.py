@@ -2,9 +2,10 @@
 
 A :class:`PlantModel` holds continuous dynamics ``dx/dt = f(x, u, p)`` and an output map
 ``y = h(x, u, p)``. Both are plain functions ``fn(x, u, p, ops) -> sequence`` where ``ops`` is an
-:class:`Ops` namespace (``sin``, ``exp``, ...). With :data:`NUMPY_OPS` they return floats; with
-the casadi namespace they build a symbolic graph, so an MPC uses the plant's own equations.
-A deliberately mismatched model is one :meth:`PlantModel.with_params` call away.
+:class:`Ops` namespace (``sin``, ``exp``, ..., ``if_else(cond, a, b)``). With :data:`NUMPY_OPS`
+they return floats; with the casadi namespace they build a symbolic graph, so an MPC uses the
+plant's own equations. A deliberately mismatched model is one :meth:`PlantModel.with_params`
+call away.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ NUMPY_OPS = Ops(
     fmin=np.minimum,
     sign=np.sign,
     power=np.power,
+    if_else=np.where,
 )
 
 
@@ -60,6 +62,7 @@ def casadi_ops() -> Ops:
         fmin=ca.fmin,
         sign=ca.sign,
         power=ca.power,
+        if_else=ca.if_else,
     )
 
 

@@ -68,7 +68,8 @@ FloatArray = NDArray[np.float64]
 CONTROL_PERIOD = 600.0
 """Control period and output interval [s] (10 min); a batch is 144 of them (24 h)."""
 
-MATH_OPS = SimpleNamespace(exp=math.exp, fmax=max, power=math.pow)
+MATH_OPS = SimpleNamespace(exp=math.exp, fmax=max, power=math.pow,
+                           if_else=lambda cond, a, b: a if cond else b)
 """Scalar counterpart of :data:`ctrlbench.model.NUMPY_OPS` for the kinetics (Python floats)."""
 
 _K = 273.15
@@ -160,16 +161,23 @@ def solubility(temp: Any, p: Any) -> Any:
     return (p["sol_slope"] * temp + p["sol_offset"]) / 100.0
 
 
+def _excess(s: Any, exponent: float, ops: Any) -> Any:
+    """``max(s - 1, 0)^exponent``, written so that its casadi derivatives stay finite (zero) at
+    ``s <= 1``: ``fmax(s - 1, 0)^e`` alone has a NaN second derivative there for ``e < 2``,
+    which forces an optimiser onto a quasi-Newton Hessian."""
+    return ops.if_else(s > 1.0, ops.power(ops.fmax(s - 1.0, 0.0), exponent), 0.0)
+
+
 def growth_rate(s: Any, temp: Any, p: Any, ops: Any) -> Any:
     """Size-independent growth rate ``G`` [m/s] at supersaturation ratio ``s`` and ``temp`` [C]."""
     return (p["k_g"] * ops.exp(-p["e_g"] / (p["r_gas"] * (temp + _K)))
-            * ops.power(ops.fmax(s - 1.0, 0.0), p["g"]))
+            * _excess(s, p["g"], ops))
 
 
 def nucleation_rate(s: Any, m_t: Any, p: Any, ops: Any) -> Any:
     """Nucleation rate ``B`` [#/(s kg)] at ``s`` and suspension density ``m_t`` [kg/kg]."""
     return (p["k_b"] * ops.power(ops.fmax(m_t, 0.0), p["b"])
-            * ops.power(ops.fmax(s - 1.0, 0.0), p["n_b"]))
+            * _excess(s, p["n_b"], ops))
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,18 @@ def test_moments_model_numpy_casadi_and_conservation() -> None:
     assert model.h(x, [20.0])[0] == pytest.approx(104.5, abs=0.1)  # nominal seed, mu4/mu3
 
 
+@pytest.mark.parametrize("conc", [0.2, 0.5, 0.9])  # under, near and over saturation at 25 C
+def test_moments_model_has_finite_second_derivatives(conc: float) -> None:
+    import casadi as ca
+
+    f, _ = crystallization_model().casadi_functions()
+    x, u = ca.SX.sym("x", 7), ca.SX.sym("u")
+    hess = ca.Function("H", [x, u], [ca.hessian(ca.sum1(f(x, u)), ca.vertcat(x, u))[0]])
+    x0 = initial_moments(NOMINAL)
+    x0[5], x0[6] = conc, 25.0
+    assert np.all(np.isfinite(np.asarray(hess(x0, 20.0))))
+
+
 # -- the plant -------------------------------------------------------------------------------
 def _run(env: Any, actions: Any, seed: int) -> np.ndarray:
     obs, _ = env.reset(seed=seed)
