@@ -7,8 +7,10 @@ cost tracks the same signals at the next state with the same Bryson-scaled weigh
 input bounds, moves penalised in the same scaled units (do-mpc's ``rterm`` acts on scaled
 inputs), soft bounds at the next state with the same L1 penalty, and a rate limit through the
 previous input carried as a state when the plant declares one. Both start from the same
-previous input; the two calls alternate which goes first. Timed: ctrlbench's ``compute()`` and
-do-mpc's ``make_step()`` (what a user calls), after ``warmup`` steps. Both solutions are scored
+previous input (the one the plant reports as applied when it observes it, e.g. the
+crystallizer's ``T_j_applied``; else the NMPC's last command); the two calls alternate which goes
+first. Timed: ctrlbench's ``compute()`` and do-mpc's ``make_step()`` (what a user calls), after
+``warmup`` steps. Both solutions are scored
 with the NMPC's own objective ``J(w, p)``, so "equal optimal cost" is checked on one function.
 
 do-mpc is not a project dependency: install it for the benchmark only, e.g.
@@ -41,10 +43,9 @@ from controllers.mpc_ocp import ShootingOCP
 from ctrlbench.machine import describe
 from ctrlbench.registry import make_controller, make_plant, plant_ids
 
-#: do-mpc's IPOPT Hessian per plant: the crystallizer's kinetics ``(S - 1)^1.05`` have no finite
-#: second derivative below saturation, so with the exact Hessian every do-mpc solve there stops
-#: with ``Invalid_Number_Detected`` (measured); the NMPC retries such solves with L-BFGS.
-DO_MPC_HESSIAN = {"ctrlbench/Crystallization-v0": "limited-memory"}
+#: do-mpc's IPOPT Hessian per plant (all exact: the crystallizer's kinetics are written with
+#: ``if_else`` so that their second derivatives stay finite below saturation).
+DO_MPC_HESSIAN: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,14 @@ def _do_mpc_plan(ocp: ShootingOCP, mpc: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- one plant --------------------------------------------------------------------------------
+def _previous_input(ocp: ShootingOCP, p: np.ndarray) -> np.ndarray | None:
+    """The previous input in the NMPC's parameters ``p`` (``None`` when its first move is free;
+    layout of :meth:`~controllers.mpc_ocp.ShootingOCP.parameters`)."""
+    start = ocp.nx + ocp.n_ref
+    first_flag = p[start + ocp.nu + ocp.n_ref + ocp.nu + 2]
+    return None if first_flag == 0.0 else np.asarray(p[start: start + ocp.nu])
+
+
 def _timed_ours(ctrl: NMPC, obs: np.ndarray) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     a = ctrl.compute(obs)
@@ -207,8 +216,8 @@ def _timed_theirs(twin: tuple[Any, dict[str, Any]], ocp: ShootingOCP, p: np.ndar
 def bench_plant(plant_id: str, steps: int, args: Args, do_mpc: Any) -> dict[str, Any]:
     """Closed loop of ``steps`` with ctrlbench's NMPC, do-mpc solving alongside.
 
-    The first step (no previous input: the NMPC's first move is free, do-mpc's is not) is run
-    by the NMPC alone; do-mpc joins from the second.
+    A step without a known previous input (the NMPC's first move is free, do-mpc's is not) is
+    run by the NMPC alone; do-mpc joins from the next.
     """
     plant = make_plant(plant_id)
     ctrl = make_controller("mpc", plant)
@@ -218,9 +227,9 @@ def bench_plant(plant_id: str, steps: int, args: Args, do_mpc: Any) -> dict[str,
     obs, _ = plant.reset(seed=args.seed)
     ctrl.reset()
     rows: list[dict[str, float]] = []
-    u_prev: np.ndarray | None = None
     for k in range(steps):
         p = ctrl.nlp_parameters(obs)
+        u_prev = _previous_input(ocp, p)
         row: dict[str, float] = {}
         if twin is None or u_prev is None:
             a, row["t_ours"] = _timed_ours(ctrl, obs)
@@ -242,7 +251,6 @@ def bench_plant(plant_id: str, steps: int, args: Args, do_mpc: Any) -> dict[str,
                        j_theirs=_score(ocp, p, *_do_mpc_plan(ocp, twin[0])))
         if k >= args.warmup:
             rows.append(row)
-        u_prev = a
         obs, _, terminated, truncated, _ = plant.step(a)
         if terminated or truncated:
             break
