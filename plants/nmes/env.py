@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any, SupportsFloat
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.integrate import solve_ivp
+from scipy.integrate import ODEintWarning, odeint
 
 from ctrlbench.model import PlantModel
 from ctrlbench.plant import Plant
@@ -44,7 +45,8 @@ class NMESKnee(Plant):
 
     The shank of :mod:`plants.nmes.model` (MODELS.md section 5: Ferrarin & Pedotti 2000 via
     Arcolezi et al. 2020) with muscle fatigue and an electromechanical delay (Riener et al. 1996
-    style, values unverified), integrated by scipy's LSODA over each control period.
+    style, values unverified), integrated by ODEPACK's LSODA (scipy ``odeint``) over each
+    control period.
     ``model()`` is the same shank *without* the delay and with the nominal patient.
 
     ## Observation
@@ -178,12 +180,20 @@ class NMESKnee(Plant):
 
     def _advance(self, x: NDArray[np.float64], duration: float, pulse: float
                  ) -> NDArray[np.float64]:
+        """ODEPACK LSODA over one piece of the period. Through ``odeint``, not ``solve_ivp``:
+        scipy 1.17's ``solve_ivp(method="LSODA")`` keeps every call's work array alive (see
+        :mod:`plants.crystallization.model`)."""
         p, u = self._p, (pulse,)
-        sol = solve_ivp(lambda t, y: nmes_dynamics(y, u, p, MATH_OPS), (0.0, duration), x,
-                        method="LSODA", rtol=self.options.rtol, atol=self.options.rtol * _ATOL)
-        if sol.status != 0 or not np.all(np.isfinite(sol.y[:, -1])):
-            raise ArithmeticError(f"LSODA failed over {duration:g} s: {sol.message}")
-        return np.asarray(sol.y[:, -1], dtype=float)
+        rtol = self.options.rtol
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ODEintWarning)
+            ys, out = odeint(lambda t, y: nmes_dynamics(y, u, p, MATH_OPS), x, [0.0, duration],
+                             tfirst=True, rtol=rtol, atol=rtol * _ATOL, mxstep=50_000,
+                             full_output=True)
+        y_end = np.asarray(ys[-1], dtype=float)
+        if out["message"] != "Integration successful." or not np.all(np.isfinite(y_end)):
+            raise ArithmeticError(f"LSODA failed over {duration:g} s: {out['message']}")
+        return y_end
 
     def _step(self, action: NDArray[np.float64]
               ) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:

@@ -219,3 +219,19 @@ def test_ctrlbench_check_passes() -> None:
 def test_ctrlbench_run_closes_the_loop(controller: str, tmp_path: Any) -> None:
     args = ["run", ID, controller, "--steps", "10", "--seed", "0", "--out", str(tmp_path)]
     assert cli_main(args) == 0
+
+
+def test_stepping_does_not_leak_solver_memory() -> None:
+    import tracemalloc
+
+    env = NMESKnee()
+    env.reset(seed=0)
+    _run(env, 150.0, 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _run(env, 150.0, 100)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 50_000  # the command history (~30 B a step) and the infos kept by _run
