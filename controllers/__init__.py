@@ -31,6 +31,7 @@ def register() -> None:
         "zero", "controllers.trivial:make_zero",
         description="Constant action: zero, or the bound nearest zero (open loop)")
     CONTROLLERS.register("lstmc", "controllers.lstmc:make_lstmc", options="controllers.lstmc:LSTMcOptions", requires=Requires(references=True, box_action=True, n_inputs=1, model_names=("dextrose_crystallization",)), description="LSTM on a window of past states and set-point errors (trained; --set path=)")  # noqa: E501
+    CONTROLLERS.register("rise", "controllers.rise:make_rise", options="controllers.rise:RISEOptions", requires=Requires(references=True, box_action=True, n_inputs=1), description="RISE: robust integral of the sign of the error (model-free, one input)")  # noqa: E501
 
     PID_DESIGNS.register(
         PMSM_MODEL_NAME, "controllers.motor_pi:design_pmsm_current",
