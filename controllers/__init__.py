@@ -9,9 +9,8 @@ declares its options dataclass and what it needs from a plant
 
 def register() -> None:
     """Register every controller and PID design (string entry points only)."""
-    from controllers.pid_design import PID_DESIGNS
     from ctrlbench.capabilities import Requires
-    from ctrlbench.registry import CONTROLLERS
+    from ctrlbench.registry import CONTROLLERS, PID_DESIGNS
     from plants.linear.model import MSD_MODEL_NAME
     from plants.motor.model import DC_MODEL_NAME, PMSM_MODEL_NAME
 

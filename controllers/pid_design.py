@@ -39,7 +39,7 @@ from typing import Any
 
 from ctrlbench.capabilities import Requires
 from ctrlbench.options import Options
-from ctrlbench.registry import Registry
+from ctrlbench.registry import PID_DESIGNS
 
 __all__ = [
     "PID_DESIGNS",
@@ -52,8 +52,7 @@ __all__ = [
     "technical_optimum",
 ]
 
-PID_DESIGNS: Registry[Any] = Registry("PID design", "ctrlbench.plugins")
-"""``model name -> design(plant, model, options)`` with the design's options dataclass."""
+# PID_DESIGNS (model name -> design) is defined in ctrlbench.registry and re-exported here.
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from ctrlbench.options import OptionError, Options
 __all__ = [
     "CONTROLLERS",
     "NAMESPACE",
+    "PID_DESIGNS",
     "PLANTS",
     "Entry",
     "Registry",
@@ -258,6 +259,13 @@ PLANTS: Registry[Any] = Registry("plant", "ctrlbench.plugins")
 
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", "ctrlbench.plugins")
 """Controller factories ``factory(plant, options) -> Controller``."""
+
+PID_DESIGNS: Registry[Any] = Registry("PID design", "ctrlbench.plugins")
+"""``model name -> design(plant, model, options)`` with the design's options dataclass (the
+``"pid"`` controller of :mod:`controllers.pid_design` looks them up). It lives here, not in
+``controllers``, so that a registration hook never imports a controller module: importing
+``controllers.pid_design`` first would otherwise re-enter it half-initialised through
+``import ctrlbench`` -> :func:`load_plugins`."""
 
 
 def load_plugins(group: str = "ctrlbench.plugins", *, rescan: bool = False) -> None:

@@ -10,9 +10,8 @@
 
 def register() -> None:
     """Register the NMES knee plant and its PID design (one line each; strings only)."""
-    from controllers.pid_design import PID_DESIGNS
     from ctrlbench.capabilities import Provides
-    from ctrlbench.registry import register_plant
+    from ctrlbench.registry import PID_DESIGNS, register_plant
 
     register_plant(
         "NMESKnee-v0", "plants.nmes.env:NMESKnee",

@@ -15,3 +15,15 @@ def test_import_ctrlbench_pulls_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import ctrlbench imported: {out.stdout.strip()}"
+
+
+def test_a_controller_or_plant_module_can_be_imported_before_ctrlbench():
+    """Registration hooks import no controller module, so importing one first cannot re-enter
+    it half-initialised through ``import ctrlbench`` -> ``load_plugins``."""
+    code = (
+        "import controllers.pid_design as d, plants.nmes.env\n"
+        "print(sorted(d.PID_DESIGNS.names()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "nmes_knee" in out.stdout and "dextrose_crystallization" in out.stdout
