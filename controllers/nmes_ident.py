@@ -80,6 +80,40 @@ class SessionLog:
     session_seed: int
 
 
+def _session(opts: dict[str, Any], patient_seed: int, rng: np.random.Generator, steps: int,
+             p_high: float, safe: float, noise_theta: float
+             ) -> tuple[float, list[float], list[tuple[float, float, float]]] | None:
+    """One session under the excitation and safety rule; ``None`` if it left the range."""
+    from ctrlbench.registry import make_plant
+
+    plant = make_plant(PLANT, **opts)
+    try:
+        # the plant measures without noise here, so its observation is the true state
+        x, _ = plant.reset(seed=patient_seed)
+        true = [(float(x[0]), float(x[1]), float(x[3]))]
+        pulses: list[float] = []
+        level, left = 0.0, 0
+        meas_theta = float(x[0])
+        for _ in range(steps):
+            if left <= 0:  # a new level held 0.5-3 s
+                level = float(rng.uniform(0.0, p_high))
+                left = int(rng.integers(10, 61))
+            left -= 1
+            if meas_theta > safe:  # the therapist stops and lowers this level and the next
+                u, level, p_high = 0.0, 0.7 * level, 0.9 * p_high
+            else:
+                u = level
+            x, _, _, _, info = plant.step(np.array([u]))
+            if info.get("out_of_range") or info.get("solver_failed"):
+                return None
+            true.append((float(x[0]), float(x[1]), float(x[3])))
+            pulses.append(u)
+            meas_theta = float(x[0]) + noise_theta * float(rng.standard_normal())
+        return float(plant.unwrapped.dt), pulses, true
+    finally:
+        plant.close()
+
+
 def past_session(patient_seed: int, session_seed: int, *, steps: int = 800,
                  p_high_us: float = 260.0, safe_high_deg: float = 70.0,
                  noise_theta: float = 0.005, noise_omega: float = 0.05,
@@ -97,7 +131,10 @@ def past_session(patient_seed: int, session_seed: int, *, steps: int = 800,
     p_high_us:
         Highest pulse-width level [us] (a nominal patient holds ~85 deg at 240 us).
     safe_high_deg:
-        No stimulation while the measured angle is above this [deg].
+        No stimulation while the measured angle is above this [deg]; each such period also
+        lowers the current level by 30 % and the highest level by 10 % (a therapist's reaction).
+        A session that still leaves the range of motion is run again (new levels) with 80 % of
+        the highest level, up to four times.
     noise_theta, noise_omega:
         Std of the Gaussian measurement noise [rad], [rad/s].
     plant_options:
@@ -108,42 +145,26 @@ def past_session(patient_seed: int, session_seed: int, *, steps: int = 800,
     ValueError
         A setting out of range (named with its value), or the session left the range of motion.
     """
-    from ctrlbench.registry import make_plant
-
     if not 1 <= steps <= 800:
         raise ValueError(f"steps = {steps!r} is out of range; valid: 1..800")
     if not 0.0 < p_high_us <= P_SCALE:
         raise ValueError(f"p_high_us = {p_high_us!r} is out of range; valid: (0, 500]")
     if noise_theta < 0 or noise_omega < 0:
         raise ValueError(f"noise stds must be >= 0, got {noise_theta!r}, {noise_omega!r}")
-    plant = make_plant(PLANT, **{**plant_options, "patient": "random", "noise_theta": 0.0,
-                                 "noise_omega": 0.0})
+    opts = {**plant_options, "patient": "random", "noise_theta": 0.0, "noise_omega": 0.0}
     rng = np.random.default_rng(session_seed)
-    try:
-        # the plant measures without noise here, so its observation is the true state
-        x, _ = plant.reset(seed=patient_seed)
-        dt = float(plant.unwrapped.dt)
-        true = [(float(x[0]), float(x[1]), float(x[3]))]
-        pulses: list[float] = []
-        level, left = 0.0, 0
-        safe = math.radians(safe_high_deg)
-        meas_theta = float(x[0])
-        for _ in range(steps):
-            if left <= 0:  # a new level held 0.5-3 s
-                level = float(rng.uniform(0.0, p_high_us))
-                left = int(rng.integers(10, 61))
-            left -= 1
-            u = 0.0 if meas_theta > safe else level
-            x, _, _, _, step_info = plant.step(np.array([u]))
-            if step_info.get("out_of_range") or step_info.get("solver_failed"):
-                raise ValueError(f"past session of patient {patient_seed} (session seed "
-                                 f"{session_seed}) left the range of motion; lower p_high_us "
-                                 f"= {p_high_us}")
-            true.append((float(x[0]), float(x[1]), float(x[3])))
-            pulses.append(u)
-            meas_theta = float(x[0]) + noise_theta * float(rng.standard_normal())
-    finally:
-        plant.close()
+    cap = p_high_us
+    for _ in range(4):  # a session that left the range is repeated with 80 % of the levels
+        done = _session(opts, patient_seed, rng, steps, cap, math.radians(safe_high_deg),
+                        noise_theta)
+        if done is not None:
+            break
+        cap *= 0.8
+    else:
+        raise ValueError(f"past session of patient {patient_seed} (session seed "
+                         f"{session_seed}) left the range of motion even with levels up to "
+                         f"{cap / 0.8:.0f} us; lower p_high_us = {p_high_us}")
+    dt, pulses, true = done
     arr = np.asarray(true)
     n1 = len(arr)
     theta = arr[:, 0] + noise_theta * rng.standard_normal(n1)

@@ -10,9 +10,9 @@ Pipeline per virtual patient ``p`` (``ctrlbench/NMESKnee-v0``, ``patient="random
 
 1. **Past sessions** (:func:`controllers.nmes_ident.past_session`): ``--sessions`` logged
    sessions of ``--session_steps`` periods under random pulse-width levels (0-260 us held
-   0.5-3 s, no stimulation above 70 deg), measured angle and velocity with noise (0.005 rad,
-   0.05 rad/s); session seeds ``1000 p + i``; one more session (seed ``1000 p + 999``) is held
-   out.
+   0.5-3 s, no stimulation above 70 deg, levels lowered after each such stop), measured angle
+   and velocity with noise (0.005 rad, 0.05 rad/s); session seeds ``1000 p + i``; one more
+   session (seed ``1000 p + 999``) is held out.
 2. **Identification**: :class:`~controllers.nmes_ident.MLPPatientModel` (torch MLP) and
    :class:`~controllers.nmes_ident.SINDyPatientModel` (pysindy ``DiscreteSINDy``); one-step and
    5 s (100-step) open-loop angle RMSE on the held-out session, with the hold predictor.
@@ -21,7 +21,9 @@ Pipeline per virtual patient ``p`` (``ctrlbench/NMESKnee-v0``, ``patient="random
 4. **Evaluation** on the true patient (:func:`ctrlbench.simulate.simulate`, one 40 s session,
    reference ``"random"`` (a step or sine profile per seed), measurement noise as in the logs):
    ``rise-hand`` (the same gains for all patients), ``rise-ga-nn``, ``rise-ga-sindy``, ``pid``
-   (the plant's PI + feed-forward design), ``mpc`` (generic NMPC on the nominal model).
+   (the plant's PI + feed-forward design), ``mpc`` (generic NMPC on the nominal model, horizon
+   3 s, one RK4 substep, move weight 10, terminal weight 10: its default 0.5 s horizon ends every
+   session early, as it cannot see past the 1 s activation lag).
 
 **Hand tuning** (:func:`controllers.rise_tuning.hand_tune_rise`, done once, cached in
 ``<out>/hand.json``): on the nominal patient with a step reference (seed 0, 20 s trials), start
@@ -83,11 +85,15 @@ class Args(Options):
     steps: int = option(800, "periods of each evaluation session", ge=1, le=800)
     noise_theta: float = option(0.005, "angle measurement noise [rad]", ge=0.0, le=0.1)
     noise_omega: float = option(0.05, "velocity measurement noise [rad/s]", ge=0.0, le=1.0)
-    mpc_horizon: int = option(10, "NMPC horizon [periods]", ge=1, le=200)
+    mpc_horizon: int = option(60, "NMPC horizon [periods] (the default 10 ends every session "
+                              "early: 0.5 s does not see past the 1 s activation lag)", ge=1,
+                              le=200)
+    mpc_r_move: float = option(10.0, "NMPC weight on input moves", ge=0.0, le=1e8)
+    mpc_q_terminal: float = option(10.0, "NMPC terminal weight multiplier", ge=1.0, le=1e8)
 
 
 SMOKE = {"patients": 2, "sessions": 1, "session_steps": 200, "epochs": 30, "hidden": 8,
-         "popsize": 2, "maxiter": 1, "tune_steps": 40, "hand_steps": 40, "steps": 100,
+         "popsize": 2, "maxiter": 1, "tune_steps": 40, "hand_steps": 40, "steps": 60,
          "mpc_horizon": 5}
 
 
@@ -199,7 +205,9 @@ def patient(p: int, args: Args, hand: dict[str, float], out: Path) -> dict[str, 
     specs = {"rise-hand": ("rise", {**rise, **hand}),
              "rise-ga-nn": ("rise", {**rise, **tuned["nn"]["gains"]}),
              "rise-ga-sindy": ("rise", {**rise, **tuned["sindy"]["gains"]}),
-             "pid": ("pid", {}), "mpc": ("mpc", {"horizon": args.mpc_horizon})}
+             "pid": ("pid", {}),
+             "mpc": ("mpc", {"horizon": args.mpc_horizon, "substeps": 1,
+                             "r_move": args.mpc_r_move, "q_terminal": args.mpc_q_terminal})}
     runs = {}
     for ctrl, (name, opts) in specs.items():
         t1 = time.perf_counter()
