@@ -9,10 +9,14 @@ and a reproducible hand-tuning sequence (Arcolezi et al., MODELS.md section 5).
   the real plant and driven through its ``update`` with the model's angles (plus measurement
   noise drawn once, the same for every candidate). The cost (:func:`closed_loop_cost`) is
   ``RMSE [deg] + effort_weight * mean pulse [% of 500 us] + tv_weight * mean |change of pulse|
-  [% of 500 us]`` over :func:`tuning_references`, plus ``out_penalty`` (and the part of the run
-  left) when the model's angle leaves the range of motion.
+  [% of 500 us]`` over :func:`tuning_references`, averaged over copies of the model whose input
+  is scaled by ``gain_factors`` (0.8, 1, 1.25: a stronger or weaker, e.g. fatigued, patient
+  than identified; without them the tuned loops oscillated out of the range on the true
+  patients), plus ``out_penalty`` (and the part of the run left) when the model's angle leaves
+  the range of motion in any copy.
 - :func:`hand_tune_rise`: the trial-and-error sequence a clinician-engineer would follow, on the
-  real plant with the nominal patient, written out so it is reproducible: start from a moderate
+  real plant with the nominal patient (one whole session on the step and one on the sine
+  reference per trial), written out so it is reproducible: start from a moderate
   law (``ks = 40, alpha1 = 2, alpha2 = 1, beta = 10``); raise/lower ``ks`` over a coarse list
   and keep the best session that stays in range, then ``alpha1``, then ``alpha2`` (steady-state
   error), then ``beta`` (robustness term). Each trial is one shortened session (step reference,
@@ -110,10 +114,14 @@ class TuningSettings(Options):
                               ge=0.0, le=100.0)
     out_penalty: float = option(100.0, "cost of leaving the range of motion [deg]", ge=0.0,
                                 le=1e6)
-    steps: int = option(400, "periods of each tuning reference (50 ms each)", ge=10, le=2000)
+    steps: int = option(600, "periods of each tuning reference (50 ms each)", ge=10, le=2000)
+    gain_factors: tuple[float, ...] = option(
+        (0.8, 1.0, 1.25), "the model's input is scaled by each (robustness to patient strength "
+        "and fatigue); the cost averages them and any exit from the range is penalized",
+        gt=0.0, le=10.0)
     noise_theta: float = option(0.005, "std of the simulated angle noise [rad]", ge=0.0, le=0.1)
-    popsize: int = option(8, "differential_evolution popsize (x 4 gains)", ge=2, le=100)
-    maxiter: int = option(15, "differential_evolution generations", ge=1, le=1000)
+    popsize: int = option(6, "differential_evolution popsize (x 4 gains)", ge=2, le=100)
+    maxiter: int = option(12, "differential_evolution generations", ge=1, le=1000)
     seed: int = option(0, "seed of the search and of the simulated noise", ge=0)
     log10_low: tuple[float, ...] = option((-0.5, -1.0, -2.0, -1.0),
                                           "lower bounds of log10(ks, alpha1, alpha2, beta)")
@@ -122,6 +130,8 @@ class TuningSettings(Options):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.gain_factors:
+            raise ValueError(f"{self.label}: gain_factors = () needs at least one factor")
         if len(self.log10_low) != 4 or len(self.log10_high) != 4:
             raise ValueError(f"{self.label}: log10_low / log10_high need 4 values each, got "
                              f"{self.log10_low!r}, {self.log10_high!r}")
@@ -171,10 +181,13 @@ def closed_loop_cost(gains: Sequence[RISEGains], model: Any, plant: Any,
     costs, metrics
         The cost per candidate and its parts (``rmse_deg``, ``effort_pct``, ``tv_pct``, ``out``).
     """
-    n = len(gains)
-    if n == 0:
+    if len(gains) == 0:
         raise ValueError("closed_loop_cost needs at least one gain set, got none")
-    ctrls = [rise_for(plant, g, settings.tau_d) for g in gains]
+    factors = np.asarray(settings.gain_factors, dtype=float)
+    m = len(factors)
+    n = len(gains) * m  # one loop per (candidate, input-gain factor), candidate-major
+    scale = np.tile(factors, len(gains))
+    ctrls = [rise_for(plant, g, settings.tau_d) for g in gains for _ in factors]
     rng = np.random.default_rng(settings.seed)
     sq, effort, tv = np.zeros(n), np.zeros(n), np.zeros(n)
     out_frac, total = np.zeros(n), 0
@@ -190,7 +203,7 @@ def closed_loop_cost(gains: Sequence[RISEGains], model: Any, plant: Any,
             y = theta + noise[k]
             u = np.array([c.update(float(r - yi)) if a else 0.0
                           for c, yi, a in zip(ctrls, y, alive)])
-            theta = sim.step(u)
+            theta = sim.step(scale * u)  # the patient receives the pulse times its factor
             err = ref[min(k + 1, len(ref) - 1)] - theta
             sq += np.where(alive, err**2, 0.0)
             effort += np.where(alive, u, 0.0)
@@ -200,13 +213,15 @@ def closed_loop_cost(gains: Sequence[RISEGains], model: Any, plant: Any,
             out_frac += np.where(left, (len(ref) - k - 1) / len(ref), 0.0)
             alive &= ~left
         total += len(ref)
-    rmse = np.degrees(np.sqrt(sq / total))
-    eff = 100.0 * effort / total / P_MAX
-    tvp = 100.0 * tv / total / P_MAX
+    # per candidate: mean over the factors, out of range if any factor left the range
+    rmse = np.degrees(np.sqrt(sq / total)).reshape(-1, m).mean(axis=1)
+    eff = (100.0 * effort / total / P_MAX).reshape(-1, m).mean(axis=1)
+    tvp = (100.0 * tv / total / P_MAX).reshape(-1, m).mean(axis=1)
+    frac = out_frac.reshape(-1, m).max(axis=1)
     cost = (rmse + settings.effort_weight * eff + settings.tv_weight * tvp
-            + settings.out_penalty * (out_frac > 0) * (1.0 + out_frac))
+            + settings.out_penalty * (frac > 0) * (1.0 + frac))
     mets = [{"rmse_deg": float(a), "effort_pct": float(b), "tv_pct": float(c),
-             "out": float(d > 0)} for a, b, c, d in zip(rmse, eff, tvp, out_frac)]
+             "out": float(d > 0)} for a, b, c, d in zip(rmse, eff, tvp, frac)]
     return cost, mets
 
 
@@ -338,7 +353,8 @@ def plant_cost(gains: RISEGains, plant_options: dict[str, Any], settings: Tuning
 
 
 def hand_tune_rise(plant_options: dict[str, Any] | None = None,
-                   settings: TuningSettings | None = None, *, steps: int = 400,
+                   settings: TuningSettings | None = None, *, steps: int = 800,
+                   references: tuple[str, ...] = ("step", "sine"),
                    sequence: tuple[tuple[str, tuple[float, ...]], ...] = HAND_SEQUENCE,
                    start: RISEGains = HAND_START,
                    on_trial: Callable[[RISEGains, float], None] | None = None
@@ -348,12 +364,15 @@ def hand_tune_rise(plant_options: dict[str, Any] | None = None,
     Parameters
     ----------
     plant_options:
-        Options of ``ctrlbench/NMESKnee-v0`` for the trials (default: nominal patient, step
-        reference); each trial is a session with reset seed 0.
+        Options of ``ctrlbench/NMESKnee-v0`` for the trials (default: nominal patient); each
+        trial is one session per reference with reset seed 0.
     settings:
         The cost's weights and the RISE filter ``tau_d``.
     steps:
-        Periods per trial.
+        Periods per session (800: a whole session, so fatigue shows).
+    references:
+        The plant's ``reference`` option of each session of a trial; the trial's cost is the
+        mean over them.
     sequence:
         ``(gain name, values)`` in the order they are tried.
     start:
@@ -372,7 +391,9 @@ def hand_tune_rise(plant_options: dict[str, Any] | None = None,
         A gain name in ``sequence`` that RISE does not have.
     """
     s = settings or TuningSettings()
-    popts = {"patient": "nominal", "reference": "step", **(plant_options or {})}
+    if not references:
+        raise ValueError("hand_tune_rise needs at least one reference, got none")
+    popts = {"patient": "nominal", **(plant_options or {})}
     best = start
     trials: list[dict[str, Any]] = []
     for name, values in sequence:
@@ -382,7 +403,10 @@ def hand_tune_rise(plant_options: dict[str, Any] | None = None,
         scored = []
         for v in values:
             g = RISEGains(**{**best.as_dict(), name: float(v)})
-            cost, mets = plant_cost(g, popts, s, steps=steps)
+            runs = [plant_cost(g, {**popts, "reference": ref}, s, steps=steps)
+                    for ref in references]
+            cost = float(np.mean([c for c, _ in runs]))
+            mets = {k: float(np.mean([m[k] for _, m in runs])) for k in runs[0][1]}
             trials.append({"gains": g.as_dict(), "cost": cost, **mets})
             if on_trial is not None:
                 on_trial(g, cost)

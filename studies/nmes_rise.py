@@ -26,7 +26,8 @@ Pipeline per virtual patient ``p`` (``ctrlbench/NMESKnee-v0``, ``patient="random
    session early, as it cannot see past the 1 s activation lag).
 
 **Hand tuning** (:func:`controllers.rise_tuning.hand_tune_rise`, done once, cached in
-``<out>/hand.json``): on the nominal patient with a step reference (seed 0, 20 s trials), start
+``<out>/hand.json``): on the nominal patient, each trial one whole session on the step and one
+on the sine reference (seed 0), start
 at ``ks = 40, alpha1 = 2, alpha2 = 1, beta = 10`` and try, one gain at a time, ``ks`` in
 10-320, then ``alpha1`` in 1-8, ``alpha2`` in 0.3-10, ``beta`` in 0-300, each time keeping the
 value of lowest cost (the GA's cost measured on the plant; leaving the range of motion is
@@ -78,10 +79,10 @@ class Args(Options):
     session_steps: int = option(800, "periods per past session (50 ms)", ge=50, le=800)
     epochs: int = option(1000, "MLP training steps (full batch)", ge=1, le=100_000)
     hidden: int = option(32, "MLP hidden units", ge=1, le=1024)
-    popsize: int = option(8, "differential_evolution popsize (x 4 gains)", ge=2, le=100)
-    maxiter: int = option(15, "differential_evolution generations", ge=1, le=1000)
-    tune_steps: int = option(400, "periods of each tuning reference", ge=10, le=2000)
-    hand_steps: int = option(400, "periods of each hand-tuning trial", ge=10, le=800)
+    popsize: int = option(6, "differential_evolution popsize (x 4 gains)", ge=2, le=100)
+    maxiter: int = option(12, "differential_evolution generations", ge=1, le=1000)
+    tune_steps: int = option(600, "periods of each tuning reference", ge=10, le=2000)
+    hand_steps: int = option(800, "periods of each hand-tuning session", ge=10, le=800)
     steps: int = option(800, "periods of each evaluation session", ge=1, le=800)
     noise_theta: float = option(0.005, "angle measurement noise [rad]", ge=0.0, le=0.1)
     noise_omega: float = option(0.05, "velocity measurement noise [rad/s]", ge=0.0, le=1.0)
@@ -122,15 +123,20 @@ def _write(path: Path, data: Any) -> None:
 
 def hand_gains(args: Args, out: Path) -> dict[str, Any]:
     """The hand-tuned gains (cached in ``hand.json`` with every trial)."""
-    from controllers.rise_tuning import hand_tune_rise
+    from controllers.rise_tuning import HAND_SEQUENCE, HAND_START, hand_tune_rise
 
+    s = _settings(args)
+    key = json.dumps({"steps": args.hand_steps, "start": HAND_START.as_dict(),
+                      "sequence": HAND_SEQUENCE, "noise": [args.noise_theta, args.noise_omega],
+                      "cost": [s.tau_d, s.effort_weight, s.tv_weight, s.out_penalty]})
     path = out / "hand.json"
     cached = _load(path)
-    if cached is not None and cached.get("hand_steps") == args.hand_steps:
+    if cached is not None and cached.get("key") == key:
         return dict(cached)
     t0 = time.perf_counter()
-    gains, trials = hand_tune_rise(settings=_settings(args), steps=args.hand_steps)
-    data = {"hand_steps": args.hand_steps, "gains": gains.as_dict(), "trials": trials,
+    noise = {"noise_theta": args.noise_theta, "noise_omega": args.noise_omega}
+    gains, trials = hand_tune_rise(noise, settings=s, steps=args.hand_steps)
+    data = {"key": key, "gains": gains.as_dict(), "trials": trials,
             "seconds": time.perf_counter() - t0}
     _write(path, data)
     return data
@@ -291,15 +297,16 @@ def figure(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    ref_drawn = False
+    done = [result["runs"][c] for c in CONTROLLERS if "error" not in result["runs"][c]]
+    if done:
+        longest = max(done, key=lambda r: r["n_steps"])
+        axes[0].plot(0.05 * np.arange(1, longest["n_steps"] + 1), longest["ref_deg"], "k--",
+                     lw=1, label="reference")
     for ctrl in CONTROLLERS:
         run = result["runs"][ctrl]
         if "error" in run:
             continue
         t = 0.05 * np.arange(1, run["n_steps"] + 1)
-        if not ref_drawn:
-            axes[0].plot(t, run["ref_deg"], "k--", lw=1, label="reference")
-            ref_drawn = True
         axes[0].plot(t, run["theta_deg"], lw=1, label=ctrl)
         axes[1].plot(t, run["pulse_us"], lw=0.8, label=ctrl)
     axes[0].set_ylabel("knee angle [deg]")
