@@ -41,6 +41,7 @@ def test_table_takes_medians_and_counts_early_ends():
     results[0]["runs"]["mpc"] = {"error": "boom"}
     tab = {t["controller"]: t for t in study.table(results)}
     assert tab["pid"]["rmse_deg"] == 1.0 and tab["pid"]["early_end"] == 1
+    assert tab["pid"]["rmse_completed_deg"] == 0.5  # patients 0 and 1 only
     assert tab["mpc"]["errors"] == 1 and tab["mpc"]["rmse_deg"] == 1.5
 
 
