@@ -95,12 +95,23 @@ class NMESKnee(Plant):
     registered id truncates after 800 periods (a 40 s session). ``info`` of every step carries
     ``fitness``, the delivered torque and pulse width and the time.
 
+    ## Recommended controller options
+    ``controller_defaults["rise"]``: physical units (error in rad, output in us) with the gains
+    of the reproducible hand tuning of :func:`controllers.rise_tuning.hand_tune_rise`
+    (``ks=40, alpha1=2, alpha2=1, beta=10``): RISE's generic normalized defaults drive the
+    stimulation bang-bang here and end the session early. Explicit ``--set`` options override.
+
     ## Arguments
     Keyword options of :class:`~plants.nmes.options.NMESKneeOptions`.
 
     ## Version history
     - v0: first version.
     """
+
+    #: Options a controller gets on this plant unless given explicitly (see the docstring).
+    controller_defaults = {  # noqa: RUF012
+        "rise": {"units": "physical", "ks": 40.0, "alpha1": 2.0, "alpha2": 1.0, "beta": 10.0},
+    }
 
     def __init__(self, **options: Any) -> None:
         opts = NMESKneeOptions.build(options, what="plant 'NMESKnee-v0'")

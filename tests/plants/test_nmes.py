@@ -215,10 +215,24 @@ def test_ctrlbench_check_passes() -> None:
     assert cli_main(["check", ID]) == 0
 
 
-@pytest.mark.parametrize("controller", ["pid", "mpc"])
+@pytest.mark.parametrize("controller", ["pid", "mpc", "rise"])
 def test_ctrlbench_run_closes_the_loop(controller: str, tmp_path: Any) -> None:
     args = ["run", ID, controller, "--steps", "10", "--seed", "0", "--out", str(tmp_path)]
     assert cli_main(args) == 0
+
+
+def test_rise_gets_the_plants_recommended_gains_and_holds_a_whole_session() -> None:
+    from ctrlbench.registry import make_controller
+    from ctrlbench.simulate import simulate
+
+    plant = make_plant(ID)
+    ctrl = make_controller("rise", plant)
+    assert (ctrl.ks, ctrl.beta, ctrl.error_scale, ctrl.output_scale) == (40.0, 10.0, 1.0, 1.0)
+    traj = simulate(plant, ctrl, seed=0)
+    err = traj.signal("theta") - traj.signal("theta_ref")
+    assert len(traj) == 800 and not traj.terminated  # the whole 40 s session
+    assert np.degrees(np.sqrt(np.mean(err**2))) < 12.0  # measured 9.99 deg
+    assert make_controller("rise", plant, ks=20.0).ks == 20.0  # explicit wins
 
 
 def test_stepping_does_not_leak_solver_memory() -> None:
