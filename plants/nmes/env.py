@@ -99,7 +99,11 @@ class NMESKnee(Plant):
     ``controller_defaults["rise"]``: physical units (error in rad, output in us) with the gains
     of the reproducible hand tuning of :func:`controllers.rise_tuning.hand_tune_rise`
     (``ks=40, alpha1=2, alpha2=1, beta=10``): RISE's generic normalized defaults drive the
-    stimulation bang-bang here and end the session early. Explicit ``--set`` options override.
+    stimulation bang-bang here and end the session early. ``controller_defaults["mpc"]``:
+    horizon 60 (3 s, beyond the ~1 s activation lag), one RK4 substep, move weight 10, terminal
+    weight 10 (the settings of ``studies/nmes_rise.py``): with the generic 0.5 s horizon the NMPC
+    plans a full-stimulation overshoot and leaves the range of motion within a second. Explicit
+    ``--set`` options override.
 
     ## Arguments
     Keyword options of :class:`~plants.nmes.options.NMESKneeOptions`.
@@ -111,6 +115,7 @@ class NMESKnee(Plant):
     #: Options a controller gets on this plant unless given explicitly (see the docstring).
     controller_defaults = {  # noqa: RUF012
         "rise": {"units": "physical", "ks": 40.0, "alpha1": 2.0, "alpha2": 1.0, "beta": 10.0},
+        "mpc": {"horizon": 60, "substeps": 1, "r_move": 10.0, "q_terminal": 10.0},
     }
 
     def __init__(self, **options: Any) -> None:

@@ -235,6 +235,20 @@ def test_rise_gets_the_plants_recommended_gains_and_holds_a_whole_session() -> N
     assert make_controller("rise", plant, ks=20.0).ks == 20.0  # explicit wins
 
 
+@pytest.mark.slow
+def test_mpc_with_the_plants_recommended_settings_holds_whole_sessions() -> None:
+    from ctrlbench.registry import make_controller
+    from ctrlbench.simulate import simulate
+
+    for seed in (0, 1, 2):  # measured RMSE 9.50 / 12.53 / 13.48 deg, no failed solve
+        plant = make_plant(ID)
+        ctrl = make_controller("mpc", plant)
+        traj = simulate(plant, ctrl, seed=seed)
+        err = traj.signal("theta") - traj.signal("theta_ref")
+        assert len(traj) == 800 and ctrl.failures == 0
+        assert np.degrees(np.sqrt(np.mean(err**2))) < 15.0
+
+
 def test_stepping_does_not_leak_solver_memory() -> None:
     import tracemalloc
 
