@@ -238,7 +238,7 @@ class NMPC(FeedbackController):
         (measured state, references, previous input, weights, terminal data)."""
         return self._parameters(observation)[0]
 
-    def _previous_input(self, observation: FloatArray) -> FloatArray | None:
+    def previous_input(self, observation: FloatArray) -> FloatArray | None:
         """The input the next move starts from: the applied one when the plant observes it
         (clipped to the bounds widened by one move), else this controller's last command."""
         if self._aidx is None:
@@ -252,7 +252,7 @@ class NMPC(FeedbackController):
         the previous input (``None``: unknown, the first move is free)."""
         x = np.asarray(observation[self._sidx], dtype=float)
         ref = np.asarray(observation[self._ridx], dtype=float)
-        u_prev = self._previous_input(observation)
+        u_prev = self.previous_input(observation)
         term, u_start = None, self._u_rest
         if self.terminal is not None:
             x_s, u_s = self.terminal.target(ref)

@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-__all__ = ["OptionError", "Options", "describe", "option", "parse_bool", "parse_value"]
+__all__ = ["OptionError", "Options", "describe", "option", "parse_bool", "parse_flags",
+           "parse_value"]
 
 OptT = TypeVar("OptT", bound="Options")
 _MISSING = dataclasses.MISSING
@@ -274,3 +275,27 @@ def parse_bool(text: str) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+
+
+def parse_flags(cls: type[OptT], argv: list[str] | None = None, *, description: str = "",
+                presets: Mapping[str, Mapping[str, Any]] | None = None) -> OptT:
+    """``cls`` built from ``--<field> VALUE`` flags, one per field (a study script's command line).
+
+    Values go through :func:`parse_value` (booleans through :func:`parse_bool`; a bare
+    ``--flag`` is true). ``presets`` maps a boolean field to the values it implies when given
+    true (e.g. ``{"smoke": SMOKE}``): they fill the fields not given explicitly. Bad values raise
+    :class:`OptionError` from :meth:`Options.build`.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    for name, kind, default, doc in describe(cls):
+        if kind == "bool":
+            parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_bool,
+                                default=None, help=doc)
+        else:
+            parser.add_argument(f"--{name}", type=parse_value, default=None,
+                                help=f"{doc} (default {default})")
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    for flag, implied in (presets or {}).items():
+        if given.get(flag):
+            given = {**implied, **given}
+    return cls.build(given)

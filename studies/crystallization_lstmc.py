@@ -43,8 +43,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import math
 import sys
@@ -59,8 +57,8 @@ import numpy as np
 from controllers.lstmc import LSTMRegressor, TrainSettings, train_lstmc
 from controllers.lstmc_data import DataSettings
 from ctrlbench.interrupt import exit_status, handle_signals
-from ctrlbench.io import atomic_write_bytes
-from ctrlbench.options import Options, describe, option, parse_bool, parse_value
+from ctrlbench.io import atomic_write_bytes, save_figure
+from ctrlbench.options import Options, option, parse_flags
 
 PLANT = "ctrlbench/Crystallization-v0"
 GRADES = ("small", "medium", "large", "coarse")
@@ -290,27 +288,14 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
         axes[1, j].set_xlabel("time [h]")
         axes[0, j].legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
 
 
 # -- driver ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags from :class:`Args`; ``--smoke`` fills the sizes not given explicitly."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, kind, default, doc in describe(Args):
-        if kind == "bool":
-            parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_bool,
-                                default=None, help=doc)
-        else:
-            parser.add_argument(f"--{name}", type=parse_value, default=None,
-                                help=f"{doc} (default {default})")
-    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    if given.get("smoke"):
-        given = {**SMOKE, **given}
-    return Args.build(given)
+    return parse_flags(Args, argv, description=__doc__.splitlines()[0],
+                       presets={"smoke": SMOKE})
 
 
 def run(args: Args) -> dict[str, Any]:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import os
 import sys
@@ -52,7 +51,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.io import atomic_write_bytes
+from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_bool
 from llm_rl.config import SFTConfig, TrainConfig, config_hash
 from llm_rl.entropy_control import ControlConfig, PIDOptions
@@ -267,10 +266,7 @@ def _plot(args: Args, rows: list[dict[str, Any]]) -> None:
             axes[i][j].set_title(f"{task}: {key}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(Path(args.out_dir) / "curves.png", buf.getvalue())
+    save_figure(fig, Path(args.out_dir) / "curves.png", dpi=90)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,8 +47,6 @@ Run: ``python studies/nmes_rise.py`` (7 patients; prints its timings) or ``--smo
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import math
 import sys
@@ -60,8 +58,8 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.interrupt import exit_status, handle_signals
-from ctrlbench.io import atomic_write_bytes
-from ctrlbench.options import Options, describe, option, parse_bool, parse_value
+from ctrlbench.io import atomic_write_bytes, save_figure
+from ctrlbench.options import Options, option, parse_flags
 
 PLANT = "ctrlbench/NMESKnee-v0"
 CONTROLLERS = ("rise-hand", "rise-ga-nn", "rise-ga-sindy", "pid", "mpc")
@@ -320,26 +318,13 @@ def figure(result: dict[str, Any], path: Path) -> None:
     axes[1].set_xlabel("time [s]")
     axes[0].legend(fontsize=8, ncol=3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags from :class:`Args`; ``--smoke`` fills the sizes not given explicitly."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, kind, default, doc in describe(Args):
-        if kind == "bool":
-            parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_bool,
-                                default=None, help=doc)
-        else:
-            parser.add_argument(f"--{name}", type=parse_value, default=None,
-                                help=f"{doc} (default {default})")
-    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    if given.get("smoke"):
-        given = {**SMOKE, **given}
-    return Args.build(given)
+    return parse_flags(Args, argv, description=__doc__.splitlines()[0],
+                       presets={"smoke": SMOKE})
 
 
 def run(args: Args) -> dict[str, Any]:

@@ -182,14 +182,6 @@ def _do_mpc_plan(ocp: ShootingOCP, mpc: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- one plant --------------------------------------------------------------------------------
-def _previous_input(ocp: ShootingOCP, p: np.ndarray) -> np.ndarray | None:
-    """The previous input in the NMPC's parameters ``p`` (``None`` when its first move is free;
-    layout of :meth:`~controllers.mpc_ocp.ShootingOCP.parameters`)."""
-    start = ocp.nx + ocp.n_ref
-    first_flag = p[start + ocp.nu + ocp.n_ref + ocp.nu + 2]
-    return None if first_flag == 0.0 else np.asarray(p[start: start + ocp.nu])
-
-
 def _timed_ours(ctrl: NMPC, obs: np.ndarray) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     a = ctrl.compute(obs)
@@ -229,7 +221,7 @@ def bench_plant(plant_id: str, steps: int, args: Args, do_mpc: Any) -> dict[str,
     rows: list[dict[str, float]] = []
     for k in range(steps):
         p = ctrl.nlp_parameters(obs)
-        u_prev = _previous_input(ocp, p)
+        u_prev = ctrl.previous_input(obs)
         row: dict[str, float] = {}
         if twin is None or u_prev is None:
             a, row["t_ours"] = _timed_ours(ctrl, obs)

@@ -50,3 +50,26 @@ def test_controllers_accept_the_plant_observation_and_a_batch_of_one(loop):
     a, _ = ctrl.predict(obs)
     b, _ = ctrl.predict(obs[None, :].tolist())
     assert a.shape == (1,) and b.shape == (1, 1)
+
+
+def test_parse_flags_builds_options_and_fills_a_preset_only_where_not_given():
+    from dataclasses import dataclass
+
+    import pytest
+
+    from ctrlbench.options import OptionError, Options, option, parse_flags
+
+    @dataclass(frozen=True)
+    class Flags(Options):
+        label = "flags"
+        runs: int = option(100, "runs", ge=1)
+        rate: float = option(0.5, "rate", gt=0)
+        smoke: bool = option(False, "tiny sizes")
+
+    assert parse_flags(Flags, []) == Flags()
+    tiny = {"runs": 2, "rate": 0.1}
+    assert parse_flags(Flags, ["--smoke", "--rate", "0.3"], presets={"smoke": tiny}) == Flags(
+        runs=2, rate=0.3, smoke=True)
+    assert parse_flags(Flags, ["--smoke", "false"], presets={"smoke": tiny}) == Flags()
+    with pytest.raises(OptionError, match="runs"):
+        parse_flags(Flags, ["--runs", "0"])
