@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -19,6 +21,24 @@ torch.set_num_threads(1)
 def sft_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A session-wide warm-start cache: the sumpair SFT checkpoint is trained once."""
     return str(tmp_path_factory.mktemp("sft"))
+
+
+#: The README's PID command (``ctrlbench llm train --task sumpair --control.name pid
+#: --control.setpoint 0.6``), cut to :data:`README_PID_STEPS` steps for the default test run.
+README_PID = ["train", "--task", "sumpair", "--control.name", "pid", "--control.setpoint", "0.6"]
+README_PID_STEPS = 60
+
+
+@pytest.fixture(scope="session")
+def readme_pid_run(sft_dir: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """The README PID command run once per session: ``(out_dir, metrics rows)``."""
+    from llm_rl.cli import main
+
+    out = tmp_path_factory.mktemp("readme-pid") / "pid"
+    assert main([*README_PID, "--steps", str(README_PID_STEPS), "--out_dir", str(out),
+                 "--sft_dir", sft_dir, "--tensorboard", "false"]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
+    return out, rows
 
 
 #: Flags of a tiny ``llm train`` run (1 layer x 16 dims, 5 SFT steps, 2 x 2 samples per step):

@@ -10,12 +10,11 @@ import json
 import pytest
 
 from llm_rl.cli import main
+from tests.llm_rl.conftest import README_PID, README_PID_STEPS
 
 SETPOINT = 0.6
 #: The README's bound on mean |H - H*| / H* over the second half of the run.
 README_BOUND = 0.25
-README_PID = ["train", "--task", "sumpair", "--control.name", "pid",
-              "--control.setpoint", str(SETPOINT)]
 
 
 def _second_half_error(out_dir, steps):
@@ -25,12 +24,10 @@ def _second_half_error(out_dir, steps):
     return sum(abs(h - SETPOINT) / SETPOINT for h in half) / len(half), rows
 
 
-def test_readme_pid_command_short(sft_dir, tmp_path, capsys):
-    """The README command cut to 60 steps (same sizes, defaults and warm start): ~15 s."""
-    out = tmp_path / "pid"
-    assert main([*README_PID, "--steps", "60", "--out_dir", str(out), "--sft_dir", sft_dir,
-                 "--tensorboard", "false"]) == 0
-    err, rows = _second_half_error(out, 60)
+def test_readme_pid_command_short(readme_pid_run):
+    """The README command cut to 60 steps (same sizes, defaults and warm start), run once."""
+    out, _ = readme_pid_run
+    err, rows = _second_half_error(out, README_PID_STEPS)
     assert err <= README_BOUND, err
     assert rows[0]["setpoint"] == SETPOINT and rows[0]["actuator_name"] == "entropy_coef"
     assert max(m["actuator"] for m in rows) > 0  # the controller acted (bonus in [0, 1])
