@@ -17,6 +17,16 @@ pytest.importorskip("transformers")
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), keep every test of the default warm start on
+    one worker, so the SFT run is paid once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if "sft_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("sft"))
+
+
 @pytest.fixture(scope="session")
 def sft_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A session-wide warm-start cache: the sumpair SFT checkpoint is trained once."""
