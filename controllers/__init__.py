@@ -10,7 +10,7 @@ declares its options dataclass and what it needs from a plant
 def register() -> None:
     """Register every controller and PID design (string entry points only)."""
     from ctrlbench.capabilities import Requires
-    from ctrlbench.registry import CONTROLLERS, PID_DESIGNS
+    from ctrlbench.registry import ALGORITHMS, CONTROLLERS, PID_DESIGNS
     from plants.linear.model import MSD_MODEL_NAME
     from plants.motor.model import DC_MODEL_NAME, PMSM_MODEL_NAME
 
@@ -31,6 +31,14 @@ def register() -> None:
         description="Constant action: zero, or the bound nearest zero (open loop)")
     CONTROLLERS.register("lstmc", "controllers.lstmc:make_lstmc", options="controllers.lstmc:LSTMcOptions", requires=Requires(references=True, box_action=True, n_inputs=1, model_names=("dextrose_crystallization",)), description="LSTM on a window of past states and set-point errors (trained; --set path=)")  # noqa: E501
     CONTROLLERS.register("rise", "controllers.rise:make_rise", options="controllers.rise:RISEOptions", requires=Requires(references=True, box_action=True, n_inputs=1), description="RISE: robust integral of the sign of the error (model-free, one input)")  # noqa: E501
+    CONTROLLERS.register(
+        "sb3", "controllers.sb3_policy:make_sb3", options="controllers.sb3_policy:SB3Options",
+        description="A trained Stable-Baselines3 model: sb3:PATH (a `ctrlbench train` folder)")
+
+    for algo, cls in (("sac", "SACOptions"), ("td3", "TD3Options"), ("ppo", "PPOOptions")):
+        ALGORITHMS.register(algo, "controllers.sb3_train:train_sb3",
+                            options=f"controllers.sb3_train:{cls}",
+                            description=f"{algo.upper()} through Stable-Baselines3")
 
     PID_DESIGNS.register(
         PMSM_MODEL_NAME, "controllers.motor_pi:design_pmsm_current",

@@ -1,4 +1,5 @@
-"""The ``ctrlbench`` command line: ``list | run | check | study | report`` plus plugin commands.
+"""The ``ctrlbench`` command line: ``list | run | check | train | study | report`` plus plugin
+commands.
 
 Packages add sub-commands through the ``ctrlbench.cli`` entry-point group (``llm_rl`` adds
 ``ctrlbench llm``); a plugin command is ``main(argv) -> int`` and receives the remaining
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -17,7 +19,7 @@ from typing import Any, NoReturn
 
 from ctrlbench.options import parse_value
 
-__all__ = ["main", "parse_sets"]
+__all__ = ["main", "parse_sets", "split_sets"]
 
 
 def _console() -> Any:
@@ -59,31 +61,44 @@ def parse_sets(
     ``plant.key``/``controller.key`` name the target explicitly; a bare key goes to whichever of
     the two accepts it. Unknown or ambiguous keys raise ``KeyError`` listing the valid ones.
     """
-    plant: dict[str, Any] = {}
-    ctrl: dict[str, Any] = {}
-    pk, ck = plant_keys or [], controller_keys or []
+    out = split_sets(items, {"plant": plant_keys, "controller": controller_keys})
+    return out["plant"], out["controller"]
+
+
+def split_sets(items: Sequence[str], scopes: dict[str, list[str] | None]
+               ) -> dict[str, dict[str, Any]]:
+    """Split ``key=value`` items among ``scopes`` (name -> valid keys; ``None``: any key, but
+    only when written ``<scope>.key`` while another scope has a key list).
+
+    ``<scope>.key`` names the target explicitly; a bare key goes to the one scope that accepts
+    it. Unknown or ambiguous keys raise ``KeyError`` listing the valid ones.
+    """
+    out: dict[str, dict[str, Any]] = {name: {} for name in scopes}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {item!r}")
         scope, dot, name = key.partition(".")
         value = parse_value(raw)
-        if dot and scope in ("plant", "controller"):
-            target, valid = (plant, plant_keys) if scope == "plant" else (ctrl, controller_keys)
+        if dot and scope in scopes:
+            valid = scopes[scope]
             if valid is not None and name not in valid:
                 raise KeyError(f"unknown {scope} option {name!r}; valid {scope} options: {valid}")
-            target[name] = value
+            out[scope][name] = value
             continue
-        in_p = plant_keys is None or key in pk
-        in_c = controller_keys is None or key in ck
-        if in_p and in_c:
-            raise KeyError(f"option {key!r} is ambiguous; write plant.{key} or controller.{key}")
-        if not (in_p or in_c):
-            raise KeyError(
-                f"unknown option {key!r}; valid plant options: {pk}; valid controller options: {ck}"
-            )
-        (plant if in_p else ctrl)[key] = value
-    return plant, ctrl
+        listed = any(valid is not None for valid in scopes.values())
+        takers = [sc for sc, valid in scopes.items()
+                  if (valid is None and not listed) or (valid is not None and key in valid)]
+        if not takers and not dot:
+            takers = [sc for sc, valid in scopes.items() if valid is None]
+        if len(takers) > 1:
+            raise KeyError(f"option {key!r} is ambiguous; write "
+                           + " or ".join(f"{sc}.{key}" for sc in takers))
+        if not takers:
+            raise KeyError(f"unknown option {key!r}; "
+                           + "; ".join(f"valid {sc} options: {v}" for sc, v in scopes.items()))
+        out[takers[0]][key] = value
+    return out
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -141,18 +156,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ctrlbench.metrics import summary, units
     from ctrlbench.records import nonfinite_problem
     from ctrlbench.registry import (
-        CONTROLLERS,
         check_applicable,
         controller_options,
         make_controller,
         make_plant,
         plant_info,
         plant_options,
+        split_controller,
     )
     from ctrlbench.runfolder import ensure_writable
 
     full_id, _ = plant_info(args.plant)
-    CONTROLLERS.entry(args.controller)
+    split_controller(args.controller)
     _check_seed(args.seed)
     _check_steps(args.steps)
     probe = make_plant(full_id)  # the controller's options may depend on the plant's model
@@ -300,6 +315,36 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ctrlbench.registry import ALGORITHMS, plant_options
+    from ctrlbench.training import TrainSettings, is_gym_id, train
+
+    ALGORITHMS.entry(args.algorithm)  # unknown: lists the valid algorithms
+    gym_id = is_gym_id(args.plant)
+    if not gym_id:
+        from ctrlbench.registry import plant_info
+
+        plant_info(args.plant)  # unknown: lists the valid plants
+    p_keys = None if gym_id else _option_names(plant_options(args.plant))
+    scopes = {"train": _option_names(TrainSettings),
+              args.algorithm: _option_names(ALGORITHMS.options(args.algorithm)),
+              "plant": p_keys}
+    sets = split_sets(args.set or [], scopes)
+    settings = dict(sets["train"])
+    for flag in ("steps", "seed"):
+        if getattr(args, flag) is not None:
+            settings[flag] = getattr(args, flag)
+    if args.progress:
+        settings["progress_bar"] = True
+    name = f"{args.algorithm}_{args.plant.split('/')[-1]}_s{settings.get('seed', 0)}"
+    out = args.out or str(Path("results") / "train" / name)
+    result = train(args.algorithm, args.plant, out, settings=settings,
+                   algorithm_options=sets[args.algorithm], plant_options=sets["plant"],
+                   resume=args.resume, overwrite=args.overwrite)
+    _console().print(json.dumps(result), markup=False, soft_wrap=True)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from ctrlbench.report import build_report
 
@@ -346,6 +391,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true",
                    help="move a previous study in the folder aside to <folder>.old-<time> and "
                         "start afresh (default: resume the same spec, refuse another)")
+    t = sub.add_parser("train", help="train a learned controller (sac, td3, ppo, sindy-rl) on a "
+                       "plant; resumable")
+    t.add_argument("algorithm")
+    t.add_argument("plant", help="a ctrlbench plant id, or another gymnasium id (Pendulum-v1)")
+    t.add_argument("--steps", type=int, default=None, help="environment steps in total")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--out", default=None,
+                   help="run folder (default results/train/<algo>_<plant>_s<seed>)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="training setting, algorithm or plant option (train.KEY, <algo>.KEY, "
+                        "plant.KEY to be explicit)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="move a previous run in --out aside to <out>.old-<time>")
+    t.add_argument("--progress", action="store_true", help="show a progress bar")
     rp = sub.add_parser("report", help="markdown report of a study folder")
     rp.add_argument("dir")
     rp.add_argument("--no-figures", action="store_true")
@@ -360,6 +421,7 @@ _COMMANDS = {
     "check": _cmd_check,
     "study": _cmd_study,
     "report": _cmd_report,
+    "train": _cmd_train,
 }
 
 

@@ -36,6 +36,7 @@ from ctrlbench.controller import FeedbackController
 from ctrlbench.options import OptionError, Options
 
 __all__ = [
+    "ALGORITHMS",
     "CONTROLLERS",
     "NAMESPACE",
     "PID_DESIGNS",
@@ -51,6 +52,7 @@ __all__ = [
     "plant_info",
     "plant_options",
     "register_plant",
+    "split_controller",
     "unregister_plant",
 ]
 
@@ -260,6 +262,10 @@ PLANTS: Registry[Any] = Registry("plant", "ctrlbench.plugins")
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", "ctrlbench.plugins")
 """Controller factories ``factory(plant, options) -> Controller``."""
 
+ALGORITHMS: Registry[Callable[..., Any]] = Registry("algorithm", "ctrlbench.plugins")
+"""Training algorithms for ``ctrlbench train``: ``trainer(run: TrainRun) -> dict`` with the
+algorithm's options dataclass (see :mod:`ctrlbench.training`)."""
+
 PID_DESIGNS: Registry[Any] = Registry("PID design", "ctrlbench.plugins")
 """``model name -> design(plant, model, options)`` with the design's options dataclass (the
 ``"pid"`` controller of :mod:`controllers.pid_design` looks them up). It lives here, not in
@@ -368,15 +374,35 @@ def make_plant(plant_id: str, **options: Any) -> Any:
     return PlantView(gym.make(full, **kwargs))
 
 
+def split_controller(name: str) -> tuple[str, dict[str, Any]]:
+    """``(registered name, options)`` of a controller spelled ``name`` or ``family:PATH``.
+
+    ``"sb3:runs/sac"`` is the ``"sb3"`` controller with ``path="runs/sac"`` (any registered
+    controller with a ``path`` option reads its file this way, e.g. ``lstmc:model.pt``).
+
+    Raises
+    ------
+    KeyError
+        Neither a registered name nor ``family:PATH`` of a registered family (lists the valid).
+    """
+    if isinstance(name, str) and ":" in name and name not in CONTROLLERS:
+        family, _, path = name.partition(":")
+        if family in CONTROLLERS and path:
+            return family, {"path": path}
+    CONTROLLERS.entry(name)
+    return name, {}
+
+
 def controller_options(name: str, plant: Any) -> type[Options] | None:
-    """The options class controller ``name`` takes on ``plant``."""
-    return CONTROLLERS.options(name, plant)
+    """The options class controller ``name`` (or ``family:PATH``) takes on ``plant``."""
+    return CONTROLLERS.options(split_controller(name)[0], plant)
 
 
 def check_applicable(name: str, plant: Any) -> None:
     """Raise :class:`~ctrlbench.capabilities.NotApplicableError` when ``plant`` lacks a need of
-    controller ``name``."""
-    lacks = missing(CONTROLLERS.entry(name).resolved_requires(), provides_of(plant))
+    controller ``name`` (or ``family:PATH``)."""
+    family = split_controller(name)[0]
+    lacks = missing(CONTROLLERS.entry(family).resolved_requires(), provides_of(plant))
     if lacks:
         spec = getattr(plant.unwrapped, "spec", None)
         label = spec.id if spec is not None else type(plant.unwrapped).__name__
@@ -387,7 +413,7 @@ def check_applicable(name: str, plant: Any) -> None:
 
 
 def make_controller(name: str, plant: Any, **options: Any) -> Any:
-    """Build controller ``name`` for ``plant``.
+    """Build controller ``name`` (or ``family:PATH``, see :func:`split_controller`) for ``plant``.
 
     A plant may recommend options per controller in its ``controller_defaults`` mapping
     (``{"lqr": {"reference_tau": 0.3}}``); explicit ``options`` override them.
@@ -401,7 +427,8 @@ def make_controller(name: str, plant: Any, **options: Any) -> Any:
     OptionError
         Unknown, mistyped or out-of-range option (names the field and the valid choices).
     """
-    CONTROLLERS.entry(name)  # an unknown name first: it lists the valid ones
+    name, from_name = split_controller(name)  # an unknown name first: it lists the valid ones
+    options = {**from_name, **options}
     if not isinstance(plant, gym.Env):
         raise TypeError(f"make_controller needs a plant (a gymnasium env, e.g. from make_plant), "
                         f"got {plant!r}")

@@ -336,10 +336,10 @@ class StudySpec:
         value and the valid choices (or ``ValueError`` for two ids of the same plant, or a study
         with no applicable pair), before any run starts.
         """
-        from ctrlbench.registry import CONTROLLERS, plant_info
+        from ctrlbench.registry import plant_info, split_controller
 
         for name in self.controllers:
-            CONTROLLERS.entry(name)
+            split_controller(name)
         full: dict[str, str] = {}
         for plant in self.plants:
             resolved = plant_info(plant)[0]
@@ -356,7 +356,7 @@ class StudySpec:
 
     @staticmethod
     def _check_options(runs: list[RunSpec], full: Mapping[str, str]) -> None:
-        from ctrlbench.registry import CONTROLLERS, make_plant
+        from ctrlbench.registry import CONTROLLERS, make_plant, split_controller
 
         plants: dict[str, Any] = {}
         try:
@@ -365,7 +365,9 @@ class StudySpec:
                                  default=str)
                 if key not in plants:
                     plants[key] = make_plant(run.plant, **run.plant_options)
-                CONTROLLERS.build_options(run.controller, run.controller_options, plants[key])
+                family, from_name = split_controller(run.controller)
+                CONTROLLERS.build_options(family, {**from_name, **run.controller_options},
+                                          plants[key])
         finally:
             for env in plants.values():
                 env.close()
@@ -373,12 +375,14 @@ class StudySpec:
     def skipped(self) -> list[tuple[str, str, str]]:
         """``(plant, controller, reason)`` for the pairs left out as not applicable."""
         from ctrlbench.capabilities import missing
-        from ctrlbench.registry import CONTROLLERS, PLANTS, plant_info
+        from ctrlbench.registry import CONTROLLERS, PLANTS, plant_info, split_controller
 
         out = []
         for plant, ctrl in itertools.product(self.plants, self.controllers):
             provides = PLANTS.entry(plant_info(plant)[0]).provides
-            lacks = missing(CONTROLLERS.entry(ctrl).resolved_requires(), provides or Provides())
+            family = split_controller(ctrl)[0]
+            lacks = missing(CONTROLLERS.entry(family).resolved_requires(),
+                            provides or Provides())
             if lacks:
                 out.append((plant, ctrl, "; ".join(lacks)))
         return out

@@ -4,6 +4,7 @@
 - :class:`MeasurementNoise` adds seeded Gaussian noise to measured (non-reference) signals.
 - :class:`ActuatorDelay` delays actions by a whole number of control periods.
 - :class:`RescaleAction` maps a normalised action box (default ``[-1, 1]``) to the plant's bounds.
+- :class:`ScaleObservation` maps the finite observation bounds to ``[-1, 1]`` (for learning).
 - :class:`PlantView` (what :func:`ctrlbench.make_plant` returns) reads ``dt``, the signals and
   ``model()`` through gymnasium's wrappers, which since gymnasium 1.0 forward no attributes.
 """
@@ -23,7 +24,8 @@ from ctrlbench.model import PlantModel
 from ctrlbench.plant import EpisodeEndedError, plant_dt, signals_of
 from ctrlbench.signals import SignalSpec, index_of
 
-__all__ = ["ActuatorDelay", "MeasurementNoise", "PlantView", "ReferenceInObs", "RescaleAction"]
+__all__ = ["ActuatorDelay", "MeasurementNoise", "PlantView", "ReferenceInObs", "RescaleAction",
+           "ScaleObservation", "box_scaling"]
 
 Obs = NDArray[np.float64]
 StepResult = tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]
@@ -278,3 +280,37 @@ class RescaleAction(gym.ActionWrapper[Any, Any, Any]):
         a = np.asarray(action, dtype=np.float64)
         lo, hi = self._src
         return self._dst[0] + (a - lo) * (self._dst[1] - self._dst[0]) / (hi - lo)
+
+
+def box_scaling(space: gym.spaces.Box) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(offset, scale)`` with ``(obs - offset) * scale`` in ``[-1, 1]`` on the box's finite
+    dimensions; a dimension with an infinite bound is passed through (offset 0, scale 1)."""
+    low, high = space.low.astype(float).ravel(), space.high.astype(float).ravel()
+    finite = np.isfinite(low) & np.isfinite(high) & (high > low)
+    offset = np.where(finite, 0.5 * (low + high), 0.0)
+    scale = np.where(finite, 2.0 / np.where(finite, high - low, 1.0), 1.0)
+    return offset.reshape(space.shape), scale.reshape(space.shape)
+
+
+class ScaleObservation(gym.ObservationWrapper[Any, Any, Any]):
+    """Scale each finite observation bound to ``[-1, 1]`` (float32, for learning agents).
+
+    Signal names and units are kept (the values are dimensionless); dimensions with an infinite
+    bound pass through unchanged. ``offset`` and ``scale`` give the map, ``(obs - offset) *
+    scale``, so a trained policy can apply it outside the wrapper.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box):
+            raise ValueError(f"ScaleObservation needs a Box observation space, got {space}")
+        self.offset, self.scale = box_scaling(space)
+        low = ((space.low - self.offset) * self.scale).astype(np.float32)
+        high = ((space.high - self.offset) * self.scale).astype(np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+
+    def observation(self, observation: Any) -> NDArray[np.float32]:
+        """The scaled observation."""
+        obs = (np.asarray(observation, dtype=np.float64) - self.offset) * self.scale
+        return obs.astype(np.float32)
