@@ -41,3 +41,24 @@ def lstmc_model_path(tmp_path_factory):  # type: ignore[no-untyped-def]
             "--steps", "6", "--n_cells", "50"]
     assert main(argv) == 0
     return out / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def sb3_model_for(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """``sb3_model_for(plant_id) -> run folder``: an untrained SAC saved by ``ctrlbench train``
+    for that plant (one step, no learning; cached per plant), for tests of ``sb3:PATH``."""
+    pytest.importorskip("stable_baselines3")
+    from ctrlbench.training import train
+
+    cache: dict[str, str] = {}
+
+    def folder(plant_id: str) -> str:
+        if plant_id not in cache:
+            out = tmp_path_factory.mktemp("sb3")
+            train("sac", plant_id, out,
+                  settings={"steps": 1, "eval_steps": 2, "tensorboard": False},
+                  algorithm_options={"net_arch": (8,), "buffer_size": 10})
+            cache[plant_id] = str(out)
+        return cache[plant_id]
+
+    return folder

@@ -45,7 +45,11 @@ def test_registration_tells_the_truth_about_the_plant(plant_id):
 
 
 #: Options a controller needs beyond its defaults: a learned one needs its trained model.
-NEEDS = {"lstmc": lambda request: {"path": str(request.getfixturevalue("lstmc_model_path"))}}
+NEEDS = {
+    "lstmc": lambda request: {"path": str(request.getfixturevalue("lstmc_model_path"))},
+    "sb3": lambda request: {"path": request.getfixturevalue("sb3_model_for")(
+        request.node.callspec.params["plant_id"])},
+}
 
 
 @pytest.mark.parametrize(("plant_id", "controller"), APPLICABLE)
