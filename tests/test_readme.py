@@ -37,7 +37,7 @@ COMMANDS = _core_commands()
 
 def test_readme_lists_the_core_commands():
     names = {c[0] for c in COMMANDS}
-    assert {"list", "run", "check", "study", "report"} <= names
+    assert {"list", "run", "check", "train", "study", "report"} <= names
 
 
 def test_readme_python_tour_runs(tmp_path, monkeypatch):
@@ -62,10 +62,34 @@ def study_dir(tmp_path_factory):
     return out, argv
 
 
+#: ``train`` as written but short: few steps, a short evaluation, no TensorBoard.
+SHORT_TRAIN = ["--steps", "60", "--set", "learning_starts=20", "--set", "eval_steps=20",
+               "--set", "tensorboard=false"]
+
+
+@pytest.fixture(scope="module")
+def train_dir(tmp_path_factory):
+    """The README's train command, 60 steps; its ``--out`` folder mapped to a temporary one."""
+    (written,) = [c for c in COMMANDS if c[0] == "train"]
+    out = tmp_path_factory.mktemp("train")
+    argv, i = list(written), written.index("--out")
+    argv = [a for k, a in enumerate(argv) if k not in (i, i + 1, argv.index("--steps"),
+                                                       argv.index("--steps") + 1)]
+    assert main([*argv, *SHORT_TRAIN, "--out", str(out)]) == 0
+    return out, written[i + 1]
+
+
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
-def test_readme_command_runs_as_written(argv, tmp_path, monkeypatch, capsys, study_dir):
+def test_readme_command_runs_as_written(argv, tmp_path, monkeypatch, capsys, study_dir,
+                                        train_dir):
     monkeypatch.chdir(ROOT)
-    argv = list(argv)
+    argv = [a.replace(f"sb3:{train_dir[1]}", f"sb3:{train_dir[0]}") for a in argv]
+    if argv[0] == "train":  # ran in the fixture: a rerun without --resume refuses the folder
+        capsys.readouterr()
+        assert main([*argv[:argv.index("--out")], "--out", str(train_dir[0])]) == 2
+        assert "already holds a run" in capsys.readouterr().err
+        assert (train_dir[0] / "model.zip").exists() and (train_dir[0] / "eval.jsonl").exists()
+        return
     if argv[0] == "run":
         argv += ["--steps", "300", "--out", str(tmp_path / "run")]
     if argv[0] == "study":  # "resumable; prints the report path": a rerun records nothing new
