@@ -39,6 +39,9 @@ def register() -> None:
         ALGORITHMS.register(algo, "controllers.sb3_train:train_sb3",
                             options=f"controllers.sb3_train:{cls}",
                             description=f"{algo.upper()} through Stable-Baselines3")
+    ALGORITHMS.register("sindy-rl", "controllers.sindy_rl_train:train_sindy_rl_run",
+                        options="controllers.sindy_rl_train:SindyRLTrainOptions",
+                        description="SINDy-RL: SAC trained in an ensemble-SINDy surrogate")
 
     PID_DESIGNS.register(
         PMSM_MODEL_NAME, "controllers.motor_pi:design_pmsm_current",

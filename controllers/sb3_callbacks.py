@@ -28,7 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from controllers.sb3_policy import NORMALIZE, VECNORMALIZE, ObservationScaler, SB3Policy
 from ctrlbench.training import CHECKPOINT, EVAL_LOG, MODEL, NonFiniteLossError, TrainRun
 
-__all__ = ["TrainCallback", "load_checkpoint_dir", "save_checkpoint"]
+__all__ = ["TrainCallback", "evaluate", "load_checkpoint_dir", "save_checkpoint"]
 
 _NEW, _OLD = f"{CHECKPOINT}.new", f"{CHECKPOINT}.old"
 
@@ -161,27 +161,37 @@ class TrainCallback(BaseCallback):
 
     def evaluate(self, model: Any) -> dict[str, Any]:
         """One evaluation episode on a fresh plant; appends a line to ``eval.jsonl``."""
-        from controllers.sb3_train import make_env
-        from ctrlbench.metrics import summary
-        from ctrlbench.simulate import simulate
-
-        s = self.run.settings
-        env = make_env(self.run.plant, dict(self.run.plant_options))
-        try:
-            traj = simulate(env, SB3Policy(model, self.scaler(model)), steps=s.eval_steps,
-                            seed=s.seed + 1_000_003)
-        finally:
-            env.close()
-        row: dict[str, Any] = {"step": int(model.num_timesteps)}
-        for key, value in summary(traj).items():
-            if isinstance(value, (bool, int)):
-                row[key] = value
-            elif isinstance(value, float):
-                row[key] = float(value) if math.isfinite(value) else None
-        with open(self.run.out / EVAL_LOG, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        for key, value in row.items():
-            if key != "step" and isinstance(value, float):
-                model.logger.record(f"eval/{key}", value)
+        row = evaluate(self.run, model, self.scaler(model), int(model.num_timesteps))
         self.last_eval = row
         return row
+
+
+def evaluate(run: TrainRun, model: Any, scaler: ObservationScaler, step: int
+             ) -> dict[str, Any]:
+    """Run ``model`` (behind ``scaler``) for one episode on a fresh plant with ``simulate``;
+    append ``{"step": step, <control metrics>, "return": ...}`` to ``eval.jsonl`` and record
+    the metrics in the model's logger (TensorBoard ``eval/*``)."""
+    from controllers.sb3_train import make_env
+    from ctrlbench.metrics import summary
+    from ctrlbench.simulate import simulate
+
+    s = run.settings
+    env = make_env(run.plant, dict(run.plant_options))
+    try:
+        traj = simulate(env, SB3Policy(model, scaler), steps=s.eval_steps,
+                        seed=s.seed + 1_000_003)
+    finally:
+        env.close()
+    row: dict[str, Any] = {"step": step}
+    for key, value in summary(traj).items():
+        if isinstance(value, (bool, int)):
+            row[key] = value
+        elif isinstance(value, float):
+            row[key] = value if math.isfinite(value) else None
+    with open(run.out / EVAL_LOG, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    logger = getattr(model, "_logger", None)  # set once the model has learned
+    for key, value in row.items():
+        if logger is not None and key != "step" and isinstance(value, float):
+            logger.record(f"eval/{key}", value)
+    return row
