@@ -77,6 +77,7 @@ def _on_raw(fn: Callable[..., float], offset: np.ndarray, scale: np.ndarray
 
 def train_sindy_rl_run(run: TrainRun) -> dict[str, Any]:
     """The ``ALGORITHMS`` entry of ``"sindy-rl"`` (see the module docstring)."""
+    import gymnasium as gym
     import torch
     from stable_baselines3 import SAC
 
@@ -95,10 +96,11 @@ def train_sindy_rl_run(run: TrainRun) -> dict[str, Any]:
                          "normalization (the surrogate is fitted on fixed coordinates)")
     env = make_env(run.plant, dict(run.plant_options))
     _check_spaces("sac", env, run.plant)
-    offset = np.zeros(env.observation_space.shape)
-    scale = np.ones(env.observation_space.shape)
+    raw = env.observation_space
+    assert isinstance(raw, gym.spaces.Box)  # _check_spaces made sure
+    offset: np.ndarray = np.zeros(raw.shape)
+    scale: np.ndarray = np.ones(raw.shape)
     if s.normalize_obs == "bounds":
-        raw = env.observation_space
         env = ScaleObservation(env)
         offset, scale = env.offset, env.scale
         atomic_write_bytes(run.out / NORMALIZE, json.dumps(

@@ -3,21 +3,13 @@ LSTMc, writes its table, records and figure; a rerun resumes (nothing is redone)
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-STUDY = Path(__file__).resolve().parents[1] / "studies" / "crystallization_lstmc.py"
+from tests.fixtures.studies import load_study
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("crystallization_lstmc", STUDY)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while it runs
-    spec.loader.exec_module(mod)
-    return mod
+    return load_study("crystallization_lstmc")
 
 
 def test_smoke_study_writes_its_table_and_resumes(tmp_path, capsys):

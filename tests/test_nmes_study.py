@@ -3,24 +3,16 @@ resuming from its caches."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-STUDY = Path(__file__).resolve().parents[1] / "studies" / "nmes_rise.py"
+from tests.fixtures.studies import load_study
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("nmes_rise", STUDY)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while it runs
-    spec.loader.exec_module(mod)
-    return mod
+    return load_study("nmes_rise")
 
 
 def test_full_settings_meet_the_brief():

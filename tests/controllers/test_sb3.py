@@ -151,3 +151,23 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_checkpoint(tmp_path):
         gym.registry.pop("CtrlbenchTestNaN-v0")
     assert (tmp_path / "checkpoint" / "model.zip").is_file()
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 60
+
+
+def test_sindy_rl_counts_real_steps_and_runs_as_sb3_controller(tmp_path, capsys):
+    pytest.importorskip("pysindy")
+    out = tmp_path / "sr"
+    opts = {"random_steps": 50, "real_steps_per_round": 30, "surrogate_steps_per_round": 40,
+            "agent_learning_starts": 10, "agent_net_arch": (8,), "n_models": 3}
+    result = train("sindy-rl", PLANT, out, settings={**SETTINGS, "steps": 110},
+                   algorithm_options=opts)
+    assert result["steps"] == 110  # 50 random + 2 rounds x 30 on-policy: every one counted
+    assert [r["step"] for r in load_eval_log(out)] == [80, 110]
+    history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["real_steps"] for h in history] == [50, 80, 110]
+    assert np.load(out / "real_data.npz")["x"].shape == (110, 3)
+    plant = make_plant(PLANT)
+    traj = simulate(plant, make_controller(f"sb3:{out}", plant), steps=20, seed=0)
+    assert np.all(np.isfinite(traj.actions))
+    with pytest.raises(CheckpointError, match="not resumable"):
+        train("sindy-rl", PLANT, out, settings={**SETTINGS, "steps": 110},
+              algorithm_options=opts, resume=True)
