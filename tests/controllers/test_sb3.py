@@ -171,3 +171,14 @@ def test_sindy_rl_counts_real_steps_and_runs_as_sb3_controller(tmp_path, capsys)
     with pytest.raises(CheckpointError, match="not resumable"):
         train("sindy-rl", PLANT, out, settings={**SETTINGS, "steps": 110},
               algorithm_options=opts, resume=True)
+
+
+def test_a_trained_run_is_a_controller_in_a_study_spec(trained, tmp_path):
+    from ctrlbench.study import StudySpec, run_study
+
+    out, _ = trained
+    spec = StudySpec(name="sb3", plants=[PLANT], controllers=["pid", f"sb3:{out}"], seeds=[0, 1],
+                     steps=30)
+    records = run_study(spec, tmp_path / "study")
+    assert sorted(r["controller"] for r in records) == ["pid", "pid", f"sb3:{out}", f"sb3:{out}"]
+    assert all(r["status"] == "ok" for r in records), records
