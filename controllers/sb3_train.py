@@ -42,7 +42,7 @@ class SACOptions(Options):
 
     label = "sac"
     learning_rate: float = option(3e-4, "Adam learning rate", gt=0.0, le=1.0)
-    buffer_size: int = option(100_000, "replay buffer capacity (transitions)", ge=1, le=10**8)
+    buffer_size: int = option(100_000, "replay buffer capacity (transitions)", ge=1, le=10**7)
     learning_starts: int = option(1_000, "random-action steps before learning", ge=0, le=10**8)
     batch_size: int = option(256, "minibatch size", ge=1, le=100_000)
     tau: float = option(0.005, "target network soft-update rate", gt=0.0, le=1.0)
@@ -63,7 +63,7 @@ class TD3Options(Options):
 
     label = "td3"
     learning_rate: float = option(1e-3, "Adam learning rate", gt=0.0, le=1.0)
-    buffer_size: int = option(100_000, "replay buffer capacity (transitions)", ge=1, le=10**8)
+    buffer_size: int = option(100_000, "replay buffer capacity (transitions)", ge=1, le=10**7)
     learning_starts: int = option(1_000, "random-action steps before learning", ge=0, le=10**8)
     batch_size: int = option(256, "minibatch size", ge=1, le=100_000)
     tau: float = option(0.005, "target network soft-update rate", gt=0.0, le=1.0)

@@ -94,6 +94,9 @@ def train_sindy_rl_run(run: TrainRun) -> dict[str, Any]:
     if s.normalize_obs == "running" or s.normalize_reward:
         raise ValueError("sindy-rl takes normalize_obs = 'bounds' or 'none' and no reward "
                          "normalization (the surrogate is fitted on fixed coordinates)")
+    if s.steps <= opts.random_steps:
+        raise ValueError(f"sindy-rl: steps = {s.steps} must exceed random_steps = "
+                         f"{opts.random_steps} (the real-step budget includes the random phase)")
     env = make_env(run.plant, dict(run.plant_options))
     _check_spaces("sac", env, run.plant)
     raw = env.observation_space

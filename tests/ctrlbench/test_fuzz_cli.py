@@ -318,3 +318,30 @@ def test_fuzz_damaged_records_are_named_and_redone(hurt, study_folder, capsys):
         redone = run_study(spec, out, on_warning=lambda _: None)
         assert sorted(r["run_id"] for r in redone) == sorted(r.run_id for r in spec.runs())
         check_records(out, spec)
+
+
+TRAIN_KEYS = ["learning_rate", "buffer_size", "learning_starts", "batch_size", "net_arch",
+              "eval_every", "eval_steps", "checkpoint_every", "normalize_obs", "tensorboard",
+              "seed", "train.steps", "sac.tau", "plant.m", "m", "nope", "random_steps", "gamma"]
+
+
+@fewer(3)
+@given(algo=st.sampled_from(["sac", "td3", "ppo", "sindy-rl", "nope", "", "SAC"]),
+       plant=st.sampled_from(["MassSpringDamper-v0", "Pendulum-v1", "CartPole-v1", "Nope-v0"]),
+       sets=st.lists(st.tuples(st.sampled_from(TRAIN_KEYS), raw_value()), max_size=3),
+       steps=st.sampled_from(["2", "0", "-1", "nan", "x"]))
+def test_fuzz_train(algo: str, plant: str, sets: list[tuple[str, str]], steps: str) -> None:
+    """``ctrlbench train`` with any algorithm, plant, --steps and --set: a 2-step run that
+    finishes, or one clear error (a huge value is refused before anything heavy starts)."""
+    import contextlib
+    import io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["train", algo, plant, "--steps", steps, "--out", str(Path(tmp) / "r"),
+                "--set", "tensorboard=false", "--set", "eval_steps=2"]
+        for key, value in sets:
+            argv += ["--set", f"{key}={value}"]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(argv)
+        check_exit(rc, out.getvalue(), err.getvalue())
