@@ -19,7 +19,7 @@ def test_threshold_and_first_reach():
     study = load_study("sindy_rl_sample_efficiency")
     anchors = {"random": {"return": -100.0}, "pid": {"return": -10.0}}
     assert study._threshold("plant", anchors, 0.8) == -28.0
-    assert study._threshold("Pendulum-v1", None, 0.8) == -200.0
+    assert study._threshold("Pendulum-v1", None, 0.8) == -300.0
     evals = [{"step": 10, "return": -50.0}, {"step": 20, "return": -27.0},
              {"step": 30, "return": -5.0}]
     assert study._first_reach(evals, -28.0) == 20
