@@ -182,3 +182,17 @@ def test_a_trained_run_is_a_controller_in_a_study_spec(trained, tmp_path):
     records = run_study(spec, tmp_path / "study")
     assert sorted(r["controller"] for r in records) == ["pid", "pid", f"sb3:{out}", f"sb3:{out}"]
     assert all(r["status"] == "ok" for r in records), records
+
+
+def test_running_normalization_is_saved_and_applied_by_the_controller(tmp_path):
+    out = tmp_path / "vn"
+    result = train("sac", PLANT, out, settings={**SETTINGS, "steps": 80,
+                                                "normalize_obs": "running",
+                                                "normalize_reward": True},
+                   algorithm_options=TINY)
+    assert (out / "vecnormalize.pkl").is_file() and not (out / "normalize.json").exists()
+    plant = make_plant(PLANT)
+    traj = simulate(plant, make_controller(f"sb3:{out}", plant), steps=SETTINGS["eval_steps"],
+                    seed=1_000_003)
+    assert float(np.sum(traj.rewards)) == pytest.approx(result["last_eval"]["return"],
+                                                        rel=1e-12, abs=1e-12)
