@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -50,7 +51,7 @@ import numpy as np
 
 from ctrlbench.interrupt import exit_status, handle_signals
 from ctrlbench.io import atomic_write_bytes, save_figure
-from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.options import OptionError, Options, option, parse_flags
 
 ENVS = ("Pendulum-v1", "ctrlbench/MassSpringDamper-v0", "ctrlbench/NMESKnee-v0")
 MOTOR = "ctrlbench/DCSpeed-v0"
@@ -83,8 +84,17 @@ class Args(Options):
                              ge=1, le=10**6)
     motor_seeds: int = option(3, "seeds of SAC on the motor plant (0: skip)", ge=0, le=100)
     motor_steps: int = option(4000, "SAC real-step budget on the motor plant", ge=10, le=10**7)
+    tag: str = option("", "suffix of the SINDy-RL run folders and of the result files: a "
+                      "second SINDy-RL setting in the same folder reuses the SAC runs")
     fraction: float = option(0.8, "threshold: this fraction of the designed PI's gain over a "
                              "random policy", gt=0.0, le=1.0)
+
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not re.fullmatch(r"[A-Za-z0-9_-]{0,20}", self.tag):
+            raise OptionError(f"{self.label}: tag = {self.tag!r} must be 0-20 letters, digits, "
+                              f"'_' or '-' (it names folders and files)")
 
 
 SMOKE = {"seeds": 1, "workers": 1, "sac_steps": 60, "sac_eval_every": 30,
@@ -108,6 +118,7 @@ def _jobs(args: Args) -> list[dict[str, Any]]:
                                       "checkpoint_every": args.sac_eval_every},
                          "options": {**AGENT, "learning_starts": args.sac_learning_starts}})
             jobs.append({"env": env, "method": "sindy-rl", "seed": seed, "plant_options": {},
+                         "tag": args.tag,
                          "settings": {**common, "steps": args.sindy_steps},
                          "options": {"random_steps": args.sindy_random_steps,
                                      "real_steps_per_round": args.sindy_round_steps,
@@ -127,7 +138,8 @@ def _jobs(args: Args) -> list[dict[str, Any]]:
 
 
 def _folder(out: Path, job: dict[str, Any]) -> Path:
-    return out / "runs" / job["env"].split("/")[-1] / f"{job['method']}_s{job['seed']}"
+    tag = job.get("tag", "") if job["method"] == "sindy-rl" else ""
+    return out / "runs" / job["env"].split("/")[-1] / f"{job['method']}{tag}_s{job['seed']}"
 
 
 def _run(job: dict[str, Any], out: str) -> dict[str, Any]:
@@ -280,7 +292,12 @@ def _figure(env: str, results: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run (or resume) every training, then write the table, the JSON and the figures."""
-    args = parse_flags(Args, argv, description=__doc__.splitlines()[0], presets={"smoke": SMOKE})
+    try:
+        args = parse_flags(Args, argv, description=__doc__.splitlines()[0],
+                           presets={"smoke": SMOKE})
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     default = "results/sindy_rl_sample_efficiency" + ("_smoke" if args.smoke else "")
     out = Path(args.out or default)
     out.mkdir(parents=True, exist_ok=True)
@@ -304,14 +321,15 @@ def main(argv: list[str] | None = None) -> int:
         return exit_status(exc)
     table = analyse(results, args)
     md = _markdown(table, args)
-    atomic_write_bytes(out / "results.md", md.encode())
-    atomic_write_bytes(out / "results.json", json.dumps(
+    atomic_write_bytes(out / f"results{args.tag}.md", md.encode())
+    atomic_write_bytes(out / f"results{args.tag}.json", json.dumps(
         {"args": args.to_dict(), "table": table, "runs": results}, indent=1,
         default=float).encode())
     for env in ENVS:
-        _figure(env, results, out / f"{env.split('/')[-1]}.png")
+        _figure(env, results, out / f"{env.split('/')[-1]}{args.tag}.png")
     print(md)
-    print(f"wrote {out}/results.md, results.json, figures; total {time.perf_counter() - t0:.0f} s")
+    print(f"wrote {out}/results{args.tag}.md, .json, figures; total "
+          f"{time.perf_counter() - t0:.0f} s")
     return 0
 
 

@@ -15,6 +15,14 @@ def test_full_settings_meet_the_brief():
     assert not args.smoke
 
 
+def test_bad_arguments_exit_with_a_message(capsys):
+    study = load_study("sindy_rl_sample_efficiency")
+    assert study.main(["--tag", "../x"]) == 2
+    assert "tag = '../x'" in capsys.readouterr().err
+    assert study.main(["--seeds", "0"]) == 2
+    assert "seeds = 0" in capsys.readouterr().err
+
+
 def test_threshold_and_first_reach():
     study = load_study("sindy_rl_sample_efficiency")
     anchors = {"random": {"return": -100.0}, "pid": {"return": -10.0}}
