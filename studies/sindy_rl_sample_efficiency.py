@@ -84,6 +84,8 @@ class Args(Options):
                              ge=1, le=10**6)
     motor_seeds: int = option(3, "seeds of SAC on the motor plant (0: skip)", ge=0, le=100)
     motor_steps: int = option(4000, "SAC real-step budget on the motor plant", ge=10, le=10**7)
+    envs: str = option(",".join(ENVS), "comma-separated environments to run (a subset of "
+                       + ", ".join(ENVS) + ")")
     tag: str = option("", "suffix of the SINDy-RL run folders and of the result files: a "
                       "second SINDy-RL setting in the same folder reuses the SAC runs")
     fraction: float = option(0.8, "threshold: this fraction of the designed PI's gain over a "
@@ -92,9 +94,19 @@ class Args(Options):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        bad = [e for e in self.env_list() if e not in ENVS]
+        if bad or not self.env_list():
+            raise OptionError(f"{self.label}: envs = {self.envs!r}: unknown {bad}; valid: "
+                              f"{', '.join(ENVS)}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{0,20}", self.tag):
             raise OptionError(f"{self.label}: tag = {self.tag!r} must be 0-20 letters, digits, "
                               f"'_' or '-' (it names folders and files)")
+
+
+    def env_list(self) -> list[str]:
+        """The environments to run, in :data:`ENVS` order."""
+        given = {e.strip() for e in self.envs.split(",") if e.strip()}
+        return [e for e in ENVS if e in given] + sorted(given - set(ENVS))
 
 
 SMOKE = {"seeds": 1, "workers": 1, "sac_steps": 60, "sac_eval_every": 30,
@@ -109,7 +121,7 @@ def _eval_steps(env: str, args: Args) -> int:
 
 def _jobs(args: Args) -> list[dict[str, Any]]:
     jobs = []
-    for env in ENVS:
+    for env in args.env_list():
         for seed in range(args.seeds):
             common = {"seed": seed, "eval_steps": _eval_steps(env, args), "tensorboard": False}
             jobs.append({"env": env, "method": "sac", "seed": seed, "plant_options": {},
@@ -209,7 +221,7 @@ def _median(values: list[float]) -> float:
 def analyse(results: list[dict[str, Any]], args: Args) -> dict[str, Any]:
     """Per environment: thresholds, interactions to threshold per method, final returns."""
     table: dict[str, Any] = {}
-    for env in ENVS:
+    for env in args.env_list():
         rows: dict[str, Any] = {}
         for method in ("sac", "sindy-rl"):
             runs = [r for r in results if r["env"] == env and r["method"] == method]
@@ -245,7 +257,7 @@ def analyse(results: list[dict[str, Any]], args: Args) -> dict[str, Any]:
 def _markdown(table: dict[str, Any], args: Args) -> str:
     lines = ["| environment | method | reached threshold | median real steps to threshold | "
              "median final return | budget | SAC / SINDy-RL |", "|---|---|---|---|---|---|---|"]
-    for env in ENVS:
+    for env in args.env_list():
         rows = table[env]
         for method in ("sac", "sindy-rl"):
             m = rows[method]
@@ -325,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_bytes(out / f"results{args.tag}.json", json.dumps(
         {"args": args.to_dict(), "table": table, "runs": results}, indent=1,
         default=float).encode())
-    for env in ENVS:
+    for env in args.env_list():
         _figure(env, results, out / f"{env.split('/')[-1]}{args.tag}.png")
     print(md)
     print(f"wrote {out}/results{args.tag}.md, .json, figures; total "
