@@ -113,6 +113,9 @@ class SINDyConfig(Options):
     increment: bool = option(True, "regress the increment x[k+1] - x[k] (threshold acts on the "
                              "change) instead of x[k+1]")
     normalize_columns: bool = option(False, "STLSQ on unit-norm library columns")
+    scale_inputs: bool = option(True, "regress with each input divided by its largest |value| "
+                                "in the data (coefficients stay in the input's units), so the "
+                                "STLSQ threshold does not depend on the input's unit")
     seed: int = option(0, "seed of the bagging and library draws", ge=0)
 
 
@@ -210,7 +213,9 @@ class EnsembleSINDy:
                                                             atol=1e-9):
             raise RuntimeError(f"library evaluation differs from pysindy's ({theta.shape} vs "
                                f"{ref.shape})")
-        members = self._ensemble(theta, y)
+        cs = self._input_scaling(u, len(self._terms)) if cfg.scale_inputs else np.ones(
+            theta.shape[1])
+        members = self._ensemble(theta * cs, y) * cs  # coefficients back in the input's units
         target = np.median(members, axis=0)
         if not np.all(np.isfinite(target)):
             raise FloatingPointError("EnsembleSINDy: the regression gave non-finite coefficients "
@@ -225,6 +230,12 @@ class EnsembleSINDy:
         self.coef_list_ = members + eye
         self.train_rmse_ = np.sqrt(np.mean((theta @ self.coef_.T - xn) ** 2, axis=0))
         return self
+
+    def _input_scaling(self, u: FloatArray, n_terms: int) -> FloatArray:
+        """Per library column: ``1 / max|u_j|`` on the columns ``g(x) u_j``, else 1."""
+        peak = np.max(np.abs(u), axis=0)
+        inv = np.where(peak > 0, 1.0 / np.where(peak > 0, peak, 1.0), 1.0)
+        return np.tile(np.concatenate([[1.0], inv]), n_terms)
 
     def _ensemble(self, theta: FloatArray, y: FloatArray) -> FloatArray:
         """Each member's coefficients of the target ``y``, shape ``(n_models, n, n_terms)``."""
