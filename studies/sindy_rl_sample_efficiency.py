@@ -21,7 +21,8 @@ the start, so the common -200 is out of reach from some starts); the plants ``R_
 R_rand)`` on the same evaluation episode, where ``R_pi`` is the plant's designed PI/PID
 (``"pid"``) and ``R_rand`` a uniformly random policy (80 % of the designed controller's gain over
 random). Interactions to threshold: the real-step count of the first evaluation at or above it
-(not reached: counted as missing; medians over the seeds that reached it, with the count).
+that was not ended early by the plant (not reached: counted as missing; medians over the seeds
+that reached it, with the count).
 
 Motor plant: ``ctrlbench/DCSpeed-v0`` (``reference=step``), SAC only (``--motor_seeds``), its final
 policy against the designed cascade PI by IAE on the evaluation episode; the episode ends early
@@ -231,7 +232,11 @@ def _threshold(env: str, anchors: dict[str, Any] | None, fraction: float) -> flo
 
 
 def _first_reach(evals: list[dict[str, Any]], threshold: float) -> int | None:
+    """Real steps at the first evaluation at or above ``threshold`` that ran the whole episode
+    (on the knee an early exit from the range of motion scores above a tracking session)."""
     for row in evals:
+        if row.get("terminated"):
+            continue
         if row.get("return") is not None and row["return"] >= threshold:
             return int(row["step"])
     return None

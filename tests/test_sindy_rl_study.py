@@ -32,6 +32,8 @@ def test_threshold_and_first_reach():
              {"step": 30, "return": -5.0}]
     assert study._first_reach(evals, -28.0) == 20
     assert study._first_reach(evals, 0.0) is None
+    ended = [{"step": 10, "return": -1.0, "terminated": True}, *evals]
+    assert study._first_reach(ended, -28.0) == 20  # an episode ended early does not count
 
 
 def test_smoke_study_writes_its_table_and_resumes(tmp_path, capsys):
