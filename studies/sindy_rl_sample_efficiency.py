@@ -176,7 +176,13 @@ def _run(job: dict[str, Any], out: str) -> dict[str, Any]:
         train(job["method"], job["env"], folder, settings=job["settings"],
               algorithm_options=job["options"], plant_options=job["plant_options"],
               resume=resume, overwrite=not resume)
-    return {**job, "evals": load_eval_log(folder), "wall_s": time.perf_counter() - t0}
+        atomic_write_bytes(folder / "wall.json",
+                           json.dumps({"wall_s": time.perf_counter() - t0}).encode())
+    try:  # the training's own wall time (a resumed part only, if it was resumed)
+        wall = float(json.loads((folder / "wall.json").read_text())["wall_s"])
+    except (OSError, ValueError, KeyError):
+        wall = math.nan
+    return {**job, "evals": load_eval_log(folder), "wall_s": wall}
 
 
 def _finished(folder: Path, job: dict[str, Any]) -> bool:
@@ -267,7 +273,8 @@ def analyse(results: list[dict[str, Any]], args: Args) -> dict[str, Any]:
                             "median_steps": _median([float(x) for x in reach]),
                             "steps": reach, "median_final_return": _median(final),
                             "budget": max((r["settings"]["steps"] for r in runs), default=0),
-                            "median_wall_s": _median([r["wall_s"] for r in runs])}
+                            "median_wall_s": _median([r["wall_s"] for r in runs
+                                                      if r["wall_s"] == r["wall_s"]])}
         sac, sr = rows["sac"]["median_steps"], rows["sindy-rl"]["median_steps"]
         rows["ratio"] = sac / sr if sac == sac and sr == sr and sr > 0 else math.nan
         table[env] = rows
