@@ -10,8 +10,8 @@ training run with the same folder, evaluation and ``sb3:PATH`` controller as SAC
   it is known in closed form: :data:`KNOWN_REWARDS` (gymnasium's ``Pendulum-v1``);
 - after every round the agent is evaluated on a fresh real plant with ``simulate`` (not counted
   as training interactions, as for SAC), one ``eval.jsonl`` line with ``step`` = real steps so
-  far; the agent is checkpointed (``checkpoint/``) with the real data (``real_data.npz``) and the
-  round history (``history.jsonl``).
+  far, and the agent is checkpointed (``checkpoint/``); the real data (``real_data.npz``) and the
+  round history (``history.jsonl``) are written at the end.
 
 A run is not resumable (the Dyna loop keeps its data and models in memory); ``--resume`` says so.
 """
