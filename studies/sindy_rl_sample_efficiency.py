@@ -24,10 +24,11 @@ random). Interactions to threshold: the real-step count of the first evaluation 
 that was not ended early by the plant (not reached: counted as missing; medians over the seeds
 that reached it, with the count).
 
-Motor plant: ``ctrlbench/DCSpeed-v0`` (``reference=step``), SAC only (``--motor_seeds``), its final
-policy against the designed cascade PI by IAE on the evaluation episode; the episode ends early
-when a limit trips (GEM's violation reward, -10, is above the PI's return over 1,000 steps, so the
-plant's own reward does not forbid it) and the table shows that.
+Motor plants: ``ctrlbench/DCSpeed-v0`` and ``ctrlbench/PMSMCurrent-v0`` (``reference=step``), SAC
+only (``--motor_seeds``), its final policy against the designed PI by IAE on the evaluation
+episode; the episode ends early when a limit trips (on DCSpeed GEM's violation reward, -10, is
+above the PI's return over 1,000 steps, so the plant's own reward does not forbid it) and the
+table shows that.
 
 Outputs: ``results.md``, ``results.json``, ``<env>.png`` (evaluation return vs real interactions,
 median and range over seeds, threshold line). Run: ``python studies/sindy_rl_sample_efficiency.py``
@@ -55,8 +56,9 @@ from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import OptionError, Options, option, parse_flags
 
 ENVS = ("Pendulum-v1", "ctrlbench/MassSpringDamper-v0", "ctrlbench/NMESKnee-v0")
-MOTOR = "ctrlbench/DCSpeed-v0"
-MOTOR_OPTIONS = {"reference": "step"}
+#: Motor plants (with their options) where SAC's final policy meets the designed PI by IAE.
+MOTORS = {"ctrlbench/DCSpeed-v0": {"reference": "step"},
+          "ctrlbench/PMSMCurrent-v0": {"reference": "step"}}
 EVAL_SEED = 1_000_003
 PENDULUM_THRESHOLD = -300.0
 AGENT = {"net_arch": (64, 64), "learning_rate": 1e-3}
@@ -146,14 +148,18 @@ def _jobs(args: Args) -> list[dict[str, Any]]:
                                      "agent_learning_rate": AGENT["learning_rate"],
                                      "agent_learning_starts": min(
                                          500, args.sindy_surrogate_steps)}})
-    for seed in range(args.motor_seeds):
-        jobs.append({"env": MOTOR, "method": "sac", "seed": seed, "plant_options": MOTOR_OPTIONS,
-                     "settings": {"seed": seed, "eval_steps": args.eval_steps,
-                                  "tensorboard": False, "steps": args.motor_steps,
-                                  "eval_every": args.sac_eval_every,
-                                  "checkpoint_every": args.sac_eval_every},
-                     "options": {**AGENT, "learning_starts": args.sac_learning_starts}})
+    for motor, motor_options in MOTORS.items():
+        jobs += [_motor_job(motor, motor_options, seed, args) for seed in range(args.motor_seeds)]
     return jobs
+
+
+def _motor_job(motor: str, options: dict[str, Any], seed: int, args: Args) -> dict[str, Any]:
+    """SAC only, on a motor plant, for the comparison with its designed PI."""
+    return {"env": motor, "method": "sac", "seed": seed, "plant_options": options,
+            "settings": {"seed": seed, "eval_steps": args.eval_steps, "tensorboard": False,
+                         "steps": args.motor_steps, "eval_every": args.sac_eval_every,
+                         "checkpoint_every": args.sac_eval_every},
+            "options": {**AGENT, "learning_starts": args.sac_learning_starts}}
 
 
 def _folder(out: Path, job: dict[str, Any]) -> Path:
@@ -278,14 +284,16 @@ def analyse(results: list[dict[str, Any]], args: Args) -> dict[str, Any]:
         sac, sr = rows["sac"]["median_steps"], rows["sindy-rl"]["median_steps"]
         rows["ratio"] = sac / sr if sac == sac and sr == sr and sr > 0 else math.nan
         table[env] = rows
-    motor = [r for r in results if r["env"] == MOTOR]
-    if motor:
-        table[MOTOR] = [{"seed": r["seed"], "sac_iae": r["evals"][-1].get("iae"),
-                         "sac_return": r["evals"][-1]["return"],
-                         "sac_steps": r["evals"][-1]["steps"],
-                         "sac_terminated": r["evals"][-1]["terminated"],
-                         "pi_iae": r["anchors"]["pid"]["iae"],
-                         "pi_return": r["anchors"]["pid"]["return"]} for r in motor]
+    for name in MOTORS:
+        motor = [r for r in results if r["env"] == name]
+        if not motor:
+            continue
+        table[name] = [{"seed": r["seed"], "sac_iae": r["evals"][-1].get("iae"),
+                        "sac_return": r["evals"][-1]["return"],
+                        "sac_steps": r["evals"][-1]["steps"],
+                        "sac_terminated": r["evals"][-1]["terminated"],
+                        "pi_iae": r["anchors"]["pid"]["iae"],
+                        "pi_return": r["anchors"]["pid"]["return"]} for r in motor]
     return table
 
 
@@ -301,12 +309,12 @@ def _markdown(table: dict[str, Any], args: Args) -> str:
             lines.append(f"| {env} | {method} | {m['reached']}/{m['runs']} | "
                          f"{m['median_steps']:.0f} | {m['median_final_return']:.2f} | "
                          f"{m['budget']} | {ratio} |")
-    if MOTOR in table:
-        lines += ["", f"{MOTOR} (reference=step), final SAC policy vs designed PI on the "
+    for name in (m for m in MOTORS if m in table):
+        lines += ["", f"{name} (reference=step), final SAC policy vs designed PI on the "
                   "evaluation episode:", "",
                   "| seed | SAC IAE | SAC steps (ended early?) | SAC return | PI IAE | PI return |",
                   "|---|---|---|---|---|---|"]
-        for r in table[MOTOR]:
+        for r in table[name]:
             lines.append(f"| {r['seed']} | {r['sac_iae']:.4g} | {r['sac_steps']} "
                          f"({'yes' if r['sac_terminated'] else 'no'}) | {r['sac_return']:.2f} | "
                          f"{r['pi_iae']:.4g} | {r['pi_return']:.2f} |")

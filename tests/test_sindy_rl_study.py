@@ -50,7 +50,8 @@ def test_smoke_study_writes_its_table_and_resumes(tmp_path, capsys):
     # SINDy-RL evaluates after each round at the real-step count: 50 random + 2 x 40 <= 90+
     steps = [e["step"] for e in runs[("Pendulum-v1", "sindy-rl")]["evals"]]
     assert steps == [90, 130] or steps[-1] >= 90
-    assert table[study.MOTOR][0]["pi_iae"] > 0 and math.isfinite(table[study.MOTOR][0]["sac_iae"])
+    for motor in study.MOTORS:
+        assert table[motor][0]["pi_iae"] > 0 and math.isfinite(table[motor][0]["sac_iae"])
     assert "| Pendulum-v1 | sindy-rl |" in (out / "results.md").read_text()
     capsys.readouterr()
     assert study.main(["--smoke", "--out", str(out)]) == 0  # every run is found finished
