@@ -44,7 +44,6 @@ import re
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +207,23 @@ def _finished(folder: Path, job: dict[str, Any]) -> bool:
     return bool(saved == json.loads(json.dumps(run.config())))
 
 
+def _in_pool(jobs: list[dict[str, Any]], out: str, workers: int) -> list[dict[str, Any]]:
+    """Run the jobs in ``workers`` spawned processes; an interrupt (Ctrl-C, SIGTERM) terminates
+    them at once (a killed SAC run resumes from its checkpoint on the next run)."""
+    import multiprocessing as mp
+
+    pool = mp.get_context("spawn").Pool(workers)
+    try:
+        results = pool.starmap(_run, [(job, out) for job in jobs], chunksize=1)
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+    return results
+
+
 class _Random:
     """A uniformly random policy (seeded), for the threshold's lower anchor."""
 
@@ -361,10 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         with handle_signals():
             jobs = _jobs(args)
             if args.workers > 1:
-                import multiprocessing as mp
-
-                with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as ex:
-                    results = list(ex.map(_run, jobs, [str(out)] * len(jobs)))
+                results = _in_pool(jobs, str(out), args.workers)
             else:
                 results = [_run(job, str(out)) for job in jobs]
             for r in results:
