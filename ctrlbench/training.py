@@ -163,7 +163,12 @@ def train(algorithm: str, plant: str, out: str | os.PathLike[str], *,
         else:
             atomic_write_bytes(path, json.dumps(run.config(), indent=1).encode())
         trainer = ALGORITHMS.load(algorithm)
-        result: dict[str, Any] = trainer(run)
+        try:
+            result: dict[str, Any] = trainer(run)
+        except BaseException:
+            if not resume and not any((run.out / m).exists() for m in MARKERS if m != CONFIG):
+                path.unlink(missing_ok=True)  # nothing was trained: the folder stays free
+            raise
         return result
 
 

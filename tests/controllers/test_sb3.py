@@ -94,6 +94,7 @@ def test_unknown_algorithm_and_discrete_actions_are_named(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"sac needs a continuous Box action space; "
                                          r"CartPole-v1 has Discrete\(2\)"):
         train("sac", "CartPole-v1", tmp_path / "b", settings=SETTINGS)
+    assert not (tmp_path / "b" / "config.json").exists()  # nothing trained: the folder is free
     assert main(["train", "ppo2", PLANT, "--out", str(tmp_path / "c")]) == 2
     assert "valid algorithm names: ppo, sac" in capsys.readouterr().err
     assert main(["train", "sac", PLANT, "--out", str(tmp_path / "d"), "--set", "tau=2"]) == 2
