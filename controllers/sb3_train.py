@@ -33,20 +33,26 @@ from ctrlbench.io import atomic_write_bytes
 from ctrlbench.options import Options, option
 from ctrlbench.training import MODEL, TrainRun
 
-__all__ = ["PPOOptions", "SACOptions", "TD3Options", "make_env", "train_sb3"]
+__all__ = ["PPOOptions", "SACOptions", "TD3Options", "learning_env", "make_env", "train_sb3"]
 
 
 @dataclass(frozen=True)
-class SACOptions(Options):
-    """Soft actor-critic (Haarnoja et al. 2018) through SB3; automatic temperature."""
+class OffPolicyOptions(Options):
+    """What SB3's replay-buffer algorithms (SAC, TD3) share."""
 
-    label = "sac"
     learning_rate: float = option(3e-4, "Adam learning rate", gt=0.0, le=1.0)
     buffer_size: int = option(100_000, "replay buffer capacity (transitions)", ge=1, le=10**7)
     learning_starts: int = option(1_000, "random-action steps before learning", ge=0, le=10**8)
     batch_size: int = option(256, "minibatch size", ge=1, le=100_000)
     tau: float = option(0.005, "target network soft-update rate", gt=0.0, le=1.0)
     gamma: float = option(0.99, "discount factor", ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class SACOptions(OffPolicyOptions):
+    """Soft actor-critic (Haarnoja et al. 2018) through SB3; automatic temperature."""
+
+    label = "sac"
     train_freq: int = option(1, "environment steps between updates", ge=1, le=100_000)
     gradient_steps: int = option(1, "gradient steps per update", ge=1, le=100_000)
     ent_coef_init: float = option(1.0, "initial entropy temperature (then tuned automatically)",
@@ -58,16 +64,11 @@ class SACOptions(Options):
 
 
 @dataclass(frozen=True)
-class TD3Options(Options):
+class TD3Options(OffPolicyOptions):
     """Twin delayed DDPG through SB3, Gaussian exploration noise."""
 
     label = "td3"
     learning_rate: float = option(1e-3, "Adam learning rate", gt=0.0, le=1.0)
-    buffer_size: int = option(100_000, "replay buffer capacity (transitions)", ge=1, le=10**7)
-    learning_starts: int = option(1_000, "random-action steps before learning", ge=0, le=10**8)
-    batch_size: int = option(256, "minibatch size", ge=1, le=100_000)
-    tau: float = option(0.005, "target network soft-update rate", gt=0.0, le=1.0)
-    gamma: float = option(0.99, "discount factor", ge=0.0, le=1.0)
     action_noise: float = option(0.1, "exploration noise std, as a fraction of the half-range "
                                  "of each action", ge=0.0, le=10.0)
     net_arch: tuple[int, ...] = option((400, 300), "hidden layer sizes", ge=1, le=4096)
@@ -117,22 +118,33 @@ def _check_spaces(algorithm: str, env: gym.Env[Any, Any], plant: str) -> None:
                          f"{env.observation_space}")
 
 
+def learning_env(run: TrainRun, algorithm: str | None = None
+                 ) -> tuple[gym.Env[Any, Any], dict[str, Any] | None]:
+    """The plant as a learning agent sees it, and the ``"bounds"`` observation map (``None``
+    unless ``normalize_obs="bounds"``), as saved in ``normalize.json`` for ``sb3:PATH``.
+
+    ``algorithm`` (default the run's) decides which action spaces are accepted.
+    """
+    from ctrlbench.wrappers import ScaleObservation
+
+    env = make_env(run.plant, dict(run.plant_options))
+    _check_spaces(algorithm or run.algorithm, env, run.plant)
+    raw = env.observation_space
+    if run.settings.normalize_obs != "bounds":
+        return env, None
+    assert isinstance(raw, gym.spaces.Box)  # _check_spaces made sure
+    scaled = ScaleObservation(env)
+    return scaled, {"mode": "bounds", "offset": scaled.offset.tolist(),
+                    "scale": scaled.scale.tolist(), "low": raw.low.tolist(),
+                    "high": raw.high.tolist()}
+
+
 def _vec_env(run: TrainRun, seed: int) -> tuple[Any, dict[str, Any] | None]:
     """The training VecEnv and, for ``"bounds"`` scaling, the saved map."""
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from ctrlbench.wrappers import ScaleObservation
-
-    env = make_env(run.plant, dict(run.plant_options))
-    _check_spaces(run.algorithm, env, run.plant)
-    raw = env.observation_space
-    scaling = None
-    if run.settings.normalize_obs == "bounds":
-        env = ScaleObservation(env)
-        assert isinstance(raw, gym.spaces.Box)
-        scaling = {"mode": "bounds", "offset": env.offset.tolist(), "scale": env.scale.tolist(),
-                   "low": raw.low.tolist(), "high": raw.high.tolist()}
+    env, scaling = learning_env(run)
     env = Monitor(env)
     env.reset(seed=seed)
     env.action_space.seed(seed)

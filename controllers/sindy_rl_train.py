@@ -77,12 +77,10 @@ def _on_raw(fn: Callable[..., float], offset: np.ndarray, scale: np.ndarray
 
 def train_sindy_rl_run(run: TrainRun) -> dict[str, Any]:
     """The ``ALGORITHMS`` entry of ``"sindy-rl"`` (see the module docstring)."""
-    import gymnasium as gym
     import torch
     from stable_baselines3 import SAC
 
-    from controllers.sb3_train import _check_spaces, make_env
-    from ctrlbench.wrappers import ScaleObservation
+    from controllers.sb3_train import learning_env
 
     if run.resume:
         raise CheckpointError("sindy-rl runs are not resumable (the Dyna loop keeps its models "
@@ -97,18 +95,12 @@ def train_sindy_rl_run(run: TrainRun) -> dict[str, Any]:
     if s.steps <= opts.random_steps:
         raise ValueError(f"sindy-rl: steps = {s.steps} must exceed random_steps = "
                          f"{opts.random_steps} (the real-step budget includes the random phase)")
-    env = make_env(run.plant, dict(run.plant_options))
-    _check_spaces("sac", env, run.plant)
-    raw = env.observation_space
-    assert isinstance(raw, gym.spaces.Box)  # _check_spaces made sure
-    offset: np.ndarray = np.zeros(raw.shape)
-    scale: np.ndarray = np.ones(raw.shape)
-    if s.normalize_obs == "bounds":
-        env = ScaleObservation(env)
-        offset, scale = env.offset, env.scale
-        atomic_write_bytes(run.out / NORMALIZE, json.dumps(
-            {"mode": "bounds", "offset": offset.tolist(), "scale": scale.tolist(),
-             "low": raw.low.tolist(), "high": raw.high.tolist()}).encode())
+    env, scaling = learning_env(run, "sac")
+    shape = tuple(env.observation_space.shape or ())
+    offset = np.asarray(scaling["offset"]) if scaling else np.zeros(shape)
+    scale = np.asarray(scaling["scale"]) if scaling else np.ones(shape)
+    if scaling is not None:
+        atomic_write_bytes(run.out / NORMALIZE, json.dumps(scaling).encode())
     known = KNOWN_REWARDS.get(run.plant)
     reward = _on_raw(known, offset, scale) if known is not None else None
     per_round = max(opts.real_steps_per_round, 1)
@@ -116,8 +108,7 @@ def train_sindy_rl_run(run: TrainRun) -> dict[str, Any]:
     cfg_fields = {f.name for f in dataclasses.fields(SindyRLConfig)}
     cfg = SindyRLConfig(**{k: v for k, v in opts.to_dict().items() if k in cfg_fields})
     cfg = dataclasses.replace(cfg, seed=s.seed, refits=rounds)
-    bounds = s.normalize_obs == "bounds"
-    scaler = ObservationScaler(offset, scale) if bounds else ObservationScaler()
+    scaler = ObservationScaler(offset, scale) if scaling else ObservationScaler()
     rows: list[dict[str, Any]] = []
 
     def make_agent(surrogate: Any) -> Any:
