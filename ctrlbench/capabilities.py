@@ -40,6 +40,9 @@ class Provides:
         The action space is a ``Box``.
     n_inputs:
         Number of action entries.
+    objective:
+        ``objective()`` returns a :class:`~ctrlbench.objective.SettingObjective` (a batched
+        black-box cost of a setting the actions move), so setting optimizers (BO, DE) apply.
     """
 
     model: bool = False
@@ -48,6 +51,7 @@ class Provides:
     references: bool = False
     box_action: bool = True
     n_inputs: int = 1
+    objective: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Requires:
         Exactly this many action entries (``None``: any number).
     model_names:
         Only plants whose model has one of these names (``None``: any); for model-based designs.
+    objective:
+        A setting objective (``objective()``), for black-box setting optimizers.
     """
 
     model: bool = False
@@ -76,6 +82,7 @@ class Requires:
     box_action: bool = True
     n_inputs: int | None = None
     model_names: tuple[str, ...] | None = None
+    objective: bool = False
 
 
 def missing(requires: Requires, provides: Provides) -> list[str]:
@@ -94,6 +101,8 @@ def missing(requires: Requires, provides: Provides) -> list[str]:
     if requires.model_names is not None and provides.model_name not in requires.model_names:
         have = provides.model_name or "no model"
         out.append(f"a model named one of {list(requires.model_names)} (it has {have})")
+    if requires.objective and not provides.objective:
+        out.append("a setting objective (objective())")
     return out
 
 
@@ -119,4 +128,5 @@ def provides_of(env: Any) -> Provides:
         references=any(s.tracks is not None for s in obs),
         box_action=isinstance(space, gym.spaces.Box),
         n_inputs=int(np.prod(space.shape)) if space.shape else 1,
+        objective=callable(getattr(base, "objective", None)),
     )

@@ -299,7 +299,8 @@ def _full_id(plant_id: str) -> str:
 
 def register_plant(name: str, entry_point: str, description: str = "", *,
                    options: Any = None, provides: Provides | None = None,
-                   max_episode_steps: int | None = None) -> str:
+                   max_episode_steps: int | None = None,
+                   vector_entry_point: str | None = None) -> str:
     """Register ``ctrlbench/<name>`` in gymnasium's registry and :data:`PLANTS`.
 
     Parameters
@@ -317,6 +318,10 @@ def register_plant(name: str, entry_point: str, description: str = "", *,
         What the plant provides to controllers; checked against the built plant by conformance.
     max_episode_steps:
         Episode length added by gymnasium's ``TimeLimit``.
+    vector_entry_point:
+        ``"module:Class"`` of a batched ``gymnasium.vector.VectorEnv`` of the same plant, for
+        ``gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_point")``; it gets
+        ``num_envs``, ``max_episode_steps`` and the plant's options as keyword arguments.
 
     Returns
     -------
@@ -327,7 +332,7 @@ def register_plant(name: str, entry_point: str, description: str = "", *,
     if env_id in gym.registry or env_id in PLANTS._entries:
         raise ValueError(f"plant {env_id!r} is already registered")
     gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps,
-                 disable_env_checker=True)
+                 disable_env_checker=True, vector_entry_point=vector_entry_point)
     PLANTS.register(env_id, entry_point, description=description, options=options,
                     provides=provides or Provides())
     return env_id
