@@ -140,15 +140,58 @@ def learning_env(run: TrainRun, algorithm: str | None = None
 
 
 def _vec_env(run: TrainRun, seed: int) -> tuple[Any, dict[str, Any] | None]:
-    """The training VecEnv and, for ``"bounds"`` scaling, the saved map."""
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    """The training VecEnv and, for ``"bounds"`` scaling, the saved map.
 
-    env, scaling = learning_env(run)
-    env = Monitor(env)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    return DummyVecEnv([lambda: env]), scaling
+    ``n_envs > 1`` on a plant registered with a vector entry point steps the copies in one
+    batched pass (:class:`~controllers.sb3_vector.SB3VectorEnv`); otherwise copies of the
+    plant in SB3's ``DummyVecEnv``.
+    """
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    n = run.settings.n_envs
+    if n > 1 and _has_vector_entry(run.plant):
+        return _batched_env(run, seed), _scaling_of_batched(run)
+
+    envs, scaling = [], None
+    for i in range(n):
+        env, scaling = learning_env(run)
+        env = Monitor(env)
+        env.reset(seed=seed + i)
+        env.action_space.seed(seed + i)
+        envs.append(env)
+    venv = DummyVecEnv([lambda e=e: e for e in envs])  # type: ignore[misc]
+    return (venv if n == 1 else VecMonitor(venv)), scaling
+
+
+def _has_vector_entry(plant: str) -> bool:
+    from ctrlbench.registry import PLANTS
+
+    full = plant if plant.startswith("ctrlbench/") else f"ctrlbench/{plant}"
+    return full in PLANTS and gym.spec(full).vector_entry_point is not None
+
+
+def _scaling_of_batched(run: TrainRun) -> dict[str, Any] | None:
+    _, scaling = learning_env(run)
+    return scaling
+
+
+def _batched_env(run: TrainRun, seed: int) -> Any:
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from controllers.sb3_vector import SB3VectorEnv
+    from ctrlbench.wrappers import box_scaling
+
+    full = run.plant if run.plant.startswith("ctrlbench/") else f"ctrlbench/{run.plant}"
+    venv = gym.make_vec(full, num_envs=run.settings.n_envs,
+                        vectorization_mode="vector_entry_point", **dict(run.plant_options))
+    offset = scale = None
+    space = venv.single_observation_space
+    if run.settings.normalize_obs == "bounds" and isinstance(space, gym.spaces.Box):
+        offset, scale = box_scaling(space)
+    adapter = SB3VectorEnv(venv, offset, scale)
+    adapter.seed(seed)
+    return VecMonitor(adapter)
 
 
 def _algorithm(run: TrainRun, venv: Any) -> Any:

@@ -50,6 +50,9 @@ class TrainSettings(Options):
                         ge=1, le=10**9)
     seed: int = option(0, "seed of the algorithm, the plant's resets and the evaluation", ge=0,
                        le=2**31 - 1)
+    n_envs: int = option(1, "environments stepped together (a plant with a batched vector env "
+                         "steps them in one pass; otherwise copies in SB3's DummyVecEnv)",
+                         ge=1, le=65_536)
     eval_every: int = option(5_000, "environment steps between evaluations (0: only at the end)",
                              ge=0, le=10**9)
     eval_steps: int | None = option(None, "control steps of each evaluation episode "
