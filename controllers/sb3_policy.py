@@ -75,6 +75,8 @@ def algorithm_of(path: str | Path) -> str:
                               f"{exc}); the file is corrupt or was not saved by SB3") from None
     parts = str(module).split(".")
     algo = parts[1] if len(parts) > 2 and parts[0] == "stable_baselines3" else ""
+    if algo == "common":  # on-policy algorithms share the policy classes: tell them apart
+        algo = "ppo" if "clip_range" in data else "a2c" if "n_steps" in data else ""
     if algo not in SB3_ALGORITHMS:
         raise CheckpointError(f"{file}: its policy class comes from {module!r}, not a known SB3 "
                               f"algorithm; valid: {', '.join(sorted(SB3_ALGORITHMS))}")

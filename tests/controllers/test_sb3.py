@@ -197,3 +197,18 @@ def test_running_normalization_is_saved_and_applied_by_the_controller(tmp_path):
                     seed=1_000_003)
     assert float(np.sum(traj.rewards)) == pytest.approx(result["last_eval"]["return"],
                                                         rel=1e-12, abs=1e-12)
+
+
+def test_ppo_and_a_batched_plant_round_trip_through_sb3_path(tmp_path):
+    """PPO's policy class lives in SB3's common module: the algorithm is read from its data; a
+    batched plant (``n_envs`` in one pass) trains and its run folder is a controller."""
+    out = tmp_path / "ppo"
+    opts = {"n_steps": 16, "batch_size": 32, "n_epochs": 1, "net_arch": (8, 8)}
+    train("ppo", "ctrlbench/LaserPulse-v0", out, algorithm_options=opts,
+          settings={"steps": 64, "n_envs": 4, "eval_every": 0, "checkpoint_every": 0,
+                    "eval_steps": 5, "tensorboard": False})
+    assert algorithm_of(out) == "ppo"
+    assert json.loads((out / "config.json").read_text())["settings"]["n_envs"] == 4
+    plant = make_plant("ctrlbench/LaserPulse-v0")
+    traj = simulate(plant, make_controller(f"sb3:{out}", plant), steps=5, seed=0)
+    assert traj.actions.shape == (5, 3) and np.all(np.abs(traj.actions) <= 0.1)
