@@ -87,6 +87,9 @@ class PPOOptions(Options):
     gae_lambda: float = option(0.95, "GAE lambda", ge=0.0, le=1.0)
     clip_range: float = option(0.2, "PPO clip range", gt=0.0, le=10.0)
     ent_coef: float = option(0.0, "entropy bonus", ge=0.0, le=10.0)
+    log_std_init: float = option(0.0, "initial log std of the Gaussian policy (0: std 1, SB3's "
+                                 "default; match it to the action range, e.g. log 0.05 for "
+                                 "actions in [-0.1, 0.1])", ge=-20.0, le=5.0)
     net_arch: tuple[int, ...] = option((64, 64), "hidden layer sizes", ge=1, le=4096)
 
 
@@ -217,6 +220,7 @@ def _algorithm(run: TrainRun, venv: Any) -> Any:
         noise = NormalActionNoise(np.zeros(space.shape), sigma * half)
         return sb3.TD3("MlpPolicy", venv, action_noise=noise, **kw, **common)
     if run.algorithm == "ppo":
+        policy_kwargs["log_std_init"] = kw.pop("log_std_init")
         return sb3.PPO("MlpPolicy", venv, **kw, **common)
     raise ValueError(f"train_sb3 does not train {run.algorithm!r}; valid: ppo, sac, td3")
 
