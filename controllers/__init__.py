@@ -31,6 +31,8 @@ def register() -> None:
         description="Constant action: zero, or the bound nearest zero (open loop)")
     CONTROLLERS.register("lstmc", "controllers.lstmc:make_lstmc", options="controllers.lstmc:LSTMcOptions", requires=Requires(references=True, box_action=True, n_inputs=1, model_names=("dextrose_crystallization",)), description="LSTM on a window of past states and set-point errors (trained; --set path=)")  # noqa: E501
     CONTROLLERS.register("rise", "controllers.rise:make_rise", options="controllers.rise:RISEOptions", requires=Requires(references=True, box_action=True, n_inputs=1), description="RISE: robust integral of the sign of the error (model-free, one input)")  # noqa: E501
+    CONTROLLERS.register("bo", "controllers.setting_search:make_bo", options="controllers.setting_search:BOOptions", requires=Requires(objective=True, box_action=True), description="Bayesian optimization (Optuna GP/TPE) of the setting objective, then steer to the best")  # noqa: E501
+    CONTROLLERS.register("de", "controllers.setting_search:make_de", options="controllers.setting_search:DEOptions", requires=Requires(objective=True, box_action=True), description="Differential evolution (scipy, batched) of the setting objective, then steer to the best")  # noqa: E501
     CONTROLLERS.register(
         "sb3", "controllers.sb3_policy:make_sb3", options="controllers.sb3_policy:SB3Options",
         description="A trained Stable-Baselines3 model: sb3:PATH (a `ctrlbench train` folder)")
