@@ -44,8 +44,11 @@ def test_registration_tells_the_truth_about_the_plant(plant_id):
     env.close()
 
 
-#: Options a controller needs beyond its defaults: a learned one needs its trained model.
+#: Options a controller needs beyond its defaults: a learned one needs its trained model; a
+#: setting search a small budget (its default is a study's, minutes with the GP).
 NEEDS = {
+    "bo": lambda request: {"budget": 8},
+    "de": lambda request: {"budget": 45},
     "lstmc": lambda request: {"path": str(request.getfixturevalue("lstmc_model_path"))},
     "sb3": lambda request: {"path": request.getfixturevalue("sb3_model_for")(
         request.node.callspec.params["plant_id"])},
