@@ -214,12 +214,14 @@ def fwhm(intensity: Array, dt: float) -> Array:
 def _cis(phase: NDArray[np.float64]) -> NDArray[np.complex128]:
     """``exp(i phase)``: ``cos`` and ``sin`` written into the real and imaginary parts.
 
-    Through torch's vectorized kernels on the same memory when torch is installed (8x numpy's
-    ``cos`` for float64 on this project's CPUs; same values to an ulp), else numpy.
+    Through torch's vectorized kernels on the same memory when torch is installed and runs one
+    intra-op thread, as the project's processes do (``OMP_NUM_THREADS=1``): 8x numpy's ``cos``
+    for float64 on this project's CPUs, the same values to an ulp. Otherwise numpy: with two
+    torch threads and the other core busy, each call waited ~16 ms for the second thread here.
     """
     out = np.empty(phase.shape, dtype=np.complex128)
     torch = _torch_or_none()
-    if torch is None or not phase.flags.c_contiguous:
+    if torch is None or torch.get_num_threads() != 1 or not phase.flags.c_contiguous:
         np.cos(phase, out=out.real)
         np.sin(phase, out=out.imag)
         return out
@@ -272,6 +274,9 @@ class PulseModel:
     params:
         Chain parameters (default: MODELS.md section 4 with the synthetic spectrum).
     """
+
+    CHUNK = 8
+    """Pulses per numpy pass inside :meth:`forward` (cache-sized; results do not depend on it)."""
 
     def __init__(self, params: LaserParams | None = None) -> None:
         p = params or LaserParams()
@@ -398,10 +403,28 @@ class PulseModel:
         if controls.shape[-1:] != (3,):
             raise ValueError(f"controls must have shape (..., 3) (GDD, TOD, FOD), got "
                              f"{tuple(controls.shape)}")
-        intensity = self._intensity(self.output_field(controls))
-        peak = intensity.amax(dim=-1) if _is_torch(intensity) else intensity.max(axis=-1)
-        return Pulse(fwhm=fwhm(intensity, self.dt), peak=peak, peak_ratio=peak / self.tl_peak,
-                     intensity=intensity if keep_intensity else None)
+        if _is_torch(controls):
+            intensity = self._intensity(self.output_field(controls))
+            peak = intensity.amax(dim=-1)
+            return Pulse(fwhm=fwhm(intensity, self.dt), peak=peak,
+                         peak_ratio=peak / self.tl_peak,
+                         intensity=intensity if keep_intensity else None)
+        # numpy: CHUNK pulses at a time, so the padded profiles stay in cache (a batch of 1024
+        # at once is memory-bound: 268 MB of complex profiles)
+        flat = controls.reshape(-1, 3)
+        n = len(flat)
+        widths, peaks = np.empty(n), np.empty(n)
+        kept = np.empty((n, self.n_time)) if keep_intensity else None
+        for i in range(0, n, self.CHUNK):
+            inten = self._intensity(self.output_field(flat[i:i + self.CHUNK]))
+            widths[i:i + self.CHUNK] = fwhm(inten, self.dt)
+            peaks[i:i + self.CHUNK] = inten.max(axis=-1)
+            if kept is not None:
+                kept[i:i + self.CHUNK] = inten
+        shape = controls.shape[:-1]
+        return Pulse(fwhm=widths.reshape(shape), peak=peaks.reshape(shape),
+                     peak_ratio=peaks.reshape(shape) / self.tl_peak,
+                     intensity=None if kept is None else kept.reshape(*shape, self.n_time))
 
     def forward_normalized(self, u: Array, *, keep_intensity: bool = False) -> Pulse:
         """:meth:`forward` on normalized [0, 1] settings."""

@@ -103,7 +103,8 @@ class LaserPulseVector(VectorEnv[Arr, Arr, Arr]):
         if bad.any():
             env, col = (int(i) for i in np.argwhere(bad)[0])
             raise ActionError(f"action of env {env} out of range or not finite: "
-                              f"{names[col]}={float(arr[env, col])!r} not in [{low[col]}, {high[col]}]")
+                              f"{names[col]}={float(arr[env, col])!r} not in "
+                              f"[{low[col]}, {high[col]}]")
         return arr
 
     def step(self, actions: Any) -> tuple[Arr, Arr, Any, Any, dict[str, Any]]:
