@@ -39,7 +39,7 @@ class LaserPulseVector(VectorEnv[Arr, Arr, Arr]):
         Pulses per batch.
     max_episode_steps:
         Steps before truncation.
-    **options:
+    options:
         :class:`~plants.laser.options.LaserPulseOptions`.
     """
 
