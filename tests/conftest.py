@@ -62,3 +62,18 @@ def sb3_model_for(tmp_path_factory):  # type: ignore[no-untyped-def]
         return cache[plant_id]
 
     return folder
+
+
+#: Test modules whose module-scoped fixtures are expensive (the README's study and training
+#: runs, a trained SAC): under pytest-xdist each runs on one worker, so the fixture is built once.
+_ONE_WORKER = ("tests/test_readme.py", "tests/controllers/test_sb3.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``, keep each module of :data:`_ONE_WORKER` on one worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path in _ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(path.replace("/", "_")))

@@ -56,19 +56,21 @@ _VALUE = st.one_of(
 )
 
 
-#: Small budgets for the setting searches (their defaults take minutes); a fuzzed valid budget is
-#: capped at these, an invalid one still reaches the options check.
-_CHEAP = {"bo": {"budget": 6, "sampler": "tpe"}, "de": {"budget": 30}}
+#: Cheap sizes for the costly controllers (a setting search's default budget takes minutes, an
+#: NMPC's default horizon seconds per build): a fuzzed valid integer above one is capped at it,
+#: an invalid value still reaches the options check.
+_CHEAP: dict[str, dict[str, Any]] = {"bo": {"budget": 6, "sampler": "tpe"},
+                                     "de": {"budget": 30}, "mpc": {"horizon": 5}}
 
 
 def _capped(name: str, opts: dict[str, Any]) -> dict[str, Any]:
-    cheap = _CHEAP.get(name)
-    if cheap is None:
-        return opts
+    cheap = _CHEAP.get(name, {})
     out = {**cheap, **opts}
-    budget = out["budget"]
-    if isinstance(budget, int) and not isinstance(budget, bool) and budget > cheap["budget"]:
-        out["budget"] = cheap["budget"]
+    for key, small in cheap.items():
+        value = out[key]
+        if isinstance(small, int) and isinstance(value, int) and not isinstance(value, bool) \
+                and value > small:
+            out[key] = small
     return out
 
 
