@@ -15,8 +15,9 @@ Methods, ``--seeds`` seeds each, on ``ctrlbench/LaserPulse-v0``:
 - ``sac``, ``ppo``: ``ctrlbench.training.train`` on the batched plant (``n_envs`` pulses per
   pass) for ``--rl_steps`` pulses; then the deterministic policy runs ``--eval_episodes``
   episodes of 50 steps from the plant's random starts (reset seeds ``1000003 + i``, never used in
-  training): the FWHM at the end of the episode and the best along it, and the steps until the
-  pulse is within 3 % of the transform limit (deployment interactions). Training pulses count
+  training): the FWHM at the end of the episode and the best along it, the steps until the
+  pulse is within 3 % of the transform limit, and the steps until it stays within 1 % of the
+  episode's final FWHM (deployment interactions). Training pulses count
   every step; each episode's reset adds one more pulse, not counted here.
 
 Outputs (``--out``, default ``results/laser_temporl``): ``results.md`` (table), ``results.json``,
@@ -216,6 +217,7 @@ def analyse(cells: list[dict[str, Any]], tl: float) -> list[dict[str, Any]]:
             continue
         f = [c["fwhm_ps"] for c in mine]
         reach = [c["to_within"] for c in mine]
+        settle = [_settle(e["fwhm_trace"]) for c in mine for e in c.get("episodes", [])]
         rows.append({
             "method": method, "seeds": len(mine), "fwhm_mean": statistics.fmean(f),
             "fwhm_std": statistics.stdev(f) if len(f) > 1 else 0.0, "fwhm_best": min(f),
@@ -223,8 +225,19 @@ def analyse(cells: list[dict[str, Any]], tl: float) -> list[dict[str, Any]]:
             "peak_ratio": statistics.fmean(c["peak_ratio"] for c in mine),
             "evaluations": statistics.fmean(c["evaluations"] for c in mine),
             "to_within": _median_or_none(reach), "reached": sum(r is not None for r in reach),
+            "settle_steps": float(statistics.median(settle)) if settle else None,
             "wall_s": statistics.fmean(c["wall_s"] for c in mine)})
     return rows
+
+
+def _settle(trace: list[float], rel: float = 0.01) -> int:
+    """Deployment steps until the FWHM stays within ``rel`` of the episode's final value."""
+    final = trace[-1]
+    out = [abs(x - final) <= rel * final for x in trace]
+    k = len(out)
+    while k > 0 and out[k - 1]:
+        k -= 1
+    return k
 
 
 def _markdown(rows: list[dict[str, Any]], tl: float, args: Args) -> str:
@@ -233,16 +246,18 @@ def _markdown(rows: list[dict[str, Any]], tl: float, args: Args) -> str:
              f"RL {args.rl_steps} training pulses ({args.n_envs} per batched step), "
              f"{args.eval_episodes} deployment episodes.", "",
              "| method | FWHM [ps] mean +- std | best | over TL | peak / TL peak | plant "
-             "evaluations | to within 3 % of TL | wall [s] |",
-             "|---|---|---|---|---|---|---|---|"]
+             "evaluations | to within 3 % of TL | deployment steps to its final pulse | "
+             "wall [s] |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         within = ("never" if r["to_within"] is None else
                   f"{r['to_within']:.0f} ({r['reached']}/{r['seeds']} seeds)")
         if r["method"] in ("sac", "ppo") and r["to_within"] is not None:
             within += " deployment steps"
+        settle = "-" if r["settle_steps"] is None else f"{r['settle_steps']:.1f} (median)"
         lines.append(f"| {r['method']} | {r['fwhm_mean']:.4f} +- {r['fwhm_std']:.4f} | "
                      f"{r['fwhm_best']:.4f} | {r['over_tl_pct']:+.2f} % | {r['peak_ratio']:.3f} "
-                     f"| {r['evaluations']:.0f} | {within} | {r['wall_s']:.1f} |")
+                     f"| {r['evaluations']:.0f} | {within} | {settle} | {r['wall_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

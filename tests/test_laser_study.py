@@ -21,6 +21,13 @@ def test_reach_counts_evaluations_to_the_first_best_so_far_below_target():
     assert study._reach([3.0, 2.0], 1.0) is None
 
 
+def test_settle_counts_steps_until_the_trace_stays_near_its_end():
+    study = load_study("laser_temporl")
+    assert study._settle([10.0, 5.0, 2.0, 1.6, 1.6]) == 3
+    assert study._settle([1.6, 3.0, 1.6]) == 2  # leaving and coming back counts
+    assert study._settle([1.6]) == 0
+
+
 def test_bad_arguments_exit_with_a_message(capsys):
     study = load_study("laser_temporl")
     assert study.main(["--seeds", "0"]) == 2
