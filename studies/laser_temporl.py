@@ -250,8 +250,12 @@ def _markdown(rows: list[dict[str, Any]], tl: float, args: Args) -> str:
              "wall [s] |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        within = ("never" if r["to_within"] is None else
-                  f"{r['to_within']:.0f} ({r['reached']}/{r['seeds']} seeds)")
+        if r["reached"] == 0:
+            within = "never"
+        elif r["to_within"] is None:
+            within = f"in {r['reached']}/{r['seeds']} seeds only"
+        else:
+            within = f"{r['to_within']:.0f} ({r['reached']}/{r['seeds']} seeds)"
         if r["method"] in ("sac", "ppo") and r["to_within"] is not None:
             within += " deployment steps"
         settle = "-" if r["settle_steps"] is None else f"{r['settle_steps']:.1f} (median)"
