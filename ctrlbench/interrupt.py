@@ -18,10 +18,12 @@ Typical use in a command::
 from __future__ import annotations
 
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TypeVar
 
 __all__ = [
     "Interrupted",
@@ -29,7 +31,10 @@ __all__ = [
     "handle_signals",
     "pending_signal",
     "raise_if_interrupted",
+    "run_script",
 ]
+
+T = TypeVar("T")
 
 _pending: int | None = None
 
@@ -89,3 +94,26 @@ def handle_signals() -> Iterator[None]:
         for s, h in old.items():
             signal.signal(s, h)
         _pending = None
+
+
+def run_script(parse: Callable[[], T], body: Callable[[T], int | None]) -> int:
+    """The ``main`` of a study script: parse its flags, then run it with clean interruption.
+
+    A ``ValueError`` from ``parse`` (a bad flag: :func:`ctrlbench.options.parse_flags` names the
+    value) prints ``error: ...`` and returns 2; ``body(args)`` runs inside
+    :func:`handle_signals`, and Ctrl-C / SIGTERM return 130 / 143 with a note that finished work
+    is kept. Returns ``body``'s status (``None`` counts as 0).
+    """
+    try:
+        args = parse()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with handle_signals():
+            status = body(args)
+    except KeyboardInterrupt as exc:
+        print("interrupted; finished work is kept, rerun the same command to resume",
+              file=sys.stderr)
+        return exit_status(exc)
+    return 0 if status is None else status

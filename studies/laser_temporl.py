@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ctrlbench.interrupt import exit_status, handle_signals
+from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_flags
 
@@ -318,23 +317,17 @@ def _figures(cells: list[dict[str, Any]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run (or resume) every cell, then write the table, the JSON and the figures."""
-    try:
-        args = parse_flags(Args, argv, description=__doc__.splitlines()[0],
-                           presets={"smoke": SMOKE})
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_script(lambda: parse_flags(Args, argv, description=__doc__.splitlines()[0],
+                                          presets={"smoke": SMOKE}), _main)
+
+
+def _main(args: Args) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = Path(args.out or ("results/laser_temporl" + ("_smoke" if args.smoke else "")))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    try:
-        with handle_signals():
-            cells = [run_cell(m, s, out, args) for s in range(args.seeds) for m in METHODS
-                     if not (m == "linear" and s > 0)]
-    except KeyboardInterrupt as exc:
-        print("interrupted; finished cells are kept, rerun to resume", file=sys.stderr)
-        return exit_status(exc)
+    cells = [run_cell(m, s, out, args) for s in range(args.seeds) for m in METHODS
+             if not (m == "linear" and s > 0)]
     from plants.laser.env import pulse_model
 
     tl = pulse_model(2.0).tl_fwhm

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from ctrlbench.interrupt import exit_status, handle_signals
+from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_flags
 
@@ -359,18 +359,12 @@ def run(args: Args) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry; Ctrl-C stops with finished patients kept (rerun to resume)."""
-    try:
-        args = parse_args(argv)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with handle_signals():
-            t0 = time.perf_counter()
-            run(args)
-    except KeyboardInterrupt as exc:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return exit_status(exc)
+    return run_script(lambda: parse_args(argv), _timed_run)
+
+
+def _timed_run(args: Args) -> int:
+    t0 = time.perf_counter()
+    run(args)
     print(f"total {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -42,7 +42,6 @@ import math
 import os
 import re
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ctrlbench.interrupt import exit_status, handle_signals
+from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import OptionError, Options, option, parse_flags
 
@@ -363,30 +362,24 @@ def _figure(env: str, results: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run (or resume) every training, then write the table, the JSON and the figures."""
-    try:
-        args = parse_flags(Args, argv, description=__doc__.splitlines()[0],
-                           presets={"smoke": SMOKE})
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_script(lambda: parse_flags(Args, argv, description=__doc__.splitlines()[0],
+                                          presets={"smoke": SMOKE}), _main)
+
+
+def _main(args: Args) -> int:
     default = "results/sindy_rl_sample_efficiency" + ("_smoke" if args.smoke else "")
     out = Path(args.out or default)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    try:
-        with handle_signals():
-            jobs = _jobs(args)
-            if args.workers > 1:
-                results = _in_pool(jobs, str(out), args.workers)
-            else:
-                results = [_run(job, str(out)) for job in jobs]
-            for r in results:
-                r["anchors"] = (None if r["env"] == "Pendulum-v1" else
-                                _anchors(r["env"], r["seed"], r["settings"]["eval_steps"],
-                                         r["plant_options"]))
-    except KeyboardInterrupt as exc:
-        print("interrupted; finished trainings are kept, rerun to resume", file=sys.stderr)
-        return exit_status(exc)
+    jobs = _jobs(args)
+    if args.workers > 1:
+        results = _in_pool(jobs, str(out), args.workers)
+    else:
+        results = [_run(job, str(out)) for job in jobs]
+    for r in results:
+        r["anchors"] = (None if r["env"] == "Pendulum-v1" else
+                        _anchors(r["env"], r["seed"], r["settings"]["eval_steps"],
+                                 r["plant_options"]))
     table = analyse(results, args)
     md = _markdown(table, args)
     atomic_write_bytes(out / f"results{args.tag}.md", md.encode())

@@ -73,3 +73,21 @@ def test_sigterm_ends_a_cli_run_with_143_and_a_message(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+
+
+def test_run_script_exits_2_on_bad_flags_and_130_143_on_interrupts(capsys):
+    from ctrlbench.interrupt import run_script
+
+    def bad() -> None:
+        raise ValueError("study.seeds = 0 is out of range")
+
+    assert run_script(bad, lambda args: 0) == 2
+    assert "error: study.seeds = 0" in capsys.readouterr().err
+    assert run_script(lambda: "args", lambda args: None) == 0
+    assert run_script(lambda: "args", lambda args: 3) == 3
+
+    def stopped(args: object) -> int:
+        raise Interrupted(signal.SIGTERM)
+
+    assert run_script(lambda: "args", stopped) == 143
+    assert "rerun the same command to resume" in capsys.readouterr().err
