@@ -1,13 +1,15 @@
-"""The machine a benchmark ran on, for the line every ``studies/bench`` script prints first."""
+"""The machine a benchmark ran on, for the line every ``studies/bench`` script prints first, and
+the pieces :mod:`ctrlbench.provenance` records with every study's results."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["cpu_name", "describe", "library_versions"]
+__all__ = ["cpu_name", "describe", "gpu_name", "library_versions", "package_versions"]
 
 
 def cpu_name() -> str:
@@ -22,15 +24,35 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def library_versions(libs: Sequence[str]) -> str:
-    """``"numpy 2.4.6, casadi 3.8.2, do-mpc (not installed)"`` for the distributions ``libs``."""
-    out = []
+def gpu_name() -> str | None:
+    """The name of CUDA device 0, when torch is already imported and sees a GPU; else None.
+
+    Never imports torch (``import ctrlbench`` stays light), and never raises.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return str(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
+    except Exception:  # a broken driver must not fail the caller
+        return None
+
+
+def package_versions(libs: Sequence[str]) -> dict[str, str]:
+    """``{"numpy": "2.4.6", "do-mpc": "not installed"}`` for the distributions ``libs``."""
+    out = {}
     for lib in libs:
         try:
-            out.append(f"{lib} {version(lib)}")
+            out[lib] = version(lib)
         except PackageNotFoundError:
-            out.append(f"{lib} (not installed)")
-    return ", ".join(out)
+            out[lib] = "not installed"
+    return out
+
+
+def library_versions(libs: Sequence[str]) -> str:
+    """``"numpy 2.4.6, casadi 3.8.2, do-mpc (not installed)"`` for the distributions ``libs``."""
+    return ", ".join(f"{lib} ({v})" if v == "not installed" else f"{lib} {v}"
+                     for lib, v in package_versions(libs).items())
 
 
 def describe(libs: Sequence[str], threads: str = "no GPU used") -> str:

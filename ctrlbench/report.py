@@ -2,6 +2,7 @@
 
 Only valid records of the folder's own study are used (:mod:`ctrlbench.records`); damaged or
 foreign records and trajectories that do not load are left out with a warning naming the file.
+The report ends with the provenance of each session that ran the study (``provenance.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.provenance import PROVENANCE_FILE, format_provenance, read_sessions
 from ctrlbench.records import (
     FOREIGN,
     frame_of,
@@ -231,6 +233,28 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _provenance(out: Path, warn: Callable[[str], None]) -> list[str]:
+    """The "Provenance" section: each session's commit, command, hardware, threads, versions."""
+    lines = ["", "## Provenance", ""]
+    try:
+        sessions = read_sessions(out / PROVENANCE_FILE)
+    except ValueError as exc:
+        warn(f"{exc}; the report shows no provenance (the next study run sets the file aside)")
+        return [*lines, f"`{PROVENANCE_FILE}` is unreadable."]
+    if not sessions:
+        return [*lines, f"No `{PROVENANCE_FILE}`: the study ran before provenance was recorded."]
+    lines.append(f"{len(sessions)} session{'s' if len(sessions) != 1 else ''} started or "
+                 f"resumed this study (`{PROVENANCE_FILE}`).")
+    for i, session in enumerate(sessions, 1):
+        workers = session.get("workers")
+        what = ("" if workers is None else ", in this process" if workers == 1 else
+                f", {workers} worker processes (one BLAS/torch thread each)")
+        lines += ["", format_provenance(
+            session, heading=f"### Session {i}: {session.get('utc', 'time unknown')}{what}"
+        ).rstrip("\n")]
+    return lines
+
+
 def build_report(
     out_dir: str | Path,
     figures: bool = True,
@@ -283,6 +307,7 @@ def build_report(
     damaged = _damaged_trajectories(out, records, warn)
     if figures:
         lines += ["", "## Responses", "", *_figures(out, records, damaged)]
+    lines += _provenance(out, warn)
     atomic_write_bytes(out / "records.csv", frame_of(records).to_csv(index=False).encode())
     path = out / "report.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

@@ -10,6 +10,8 @@ second study on it is refused, naming the holder's pid), refuses a folder whose 
 is another spec's (``overwrite=True`` moves the old study aside), and quarantines damaged or
 foreign records before deciding what to run (see :mod:`ctrlbench.records`). SIGINT / SIGTERM
 stop it without recording anything false; workers are managed by :mod:`ctrlbench.study_pool`.
+Each session (a start or a resume) appends its provenance (commit, versions, threads, hardware,
+command; :mod:`ctrlbench.provenance`) to ``provenance.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from ctrlbench.interrupt import pending_signal, raise_if_interrupted
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.provenance import PROVENANCE_FILE, provenance, read_sessions
 from ctrlbench.records import (
     RUNS_FILE,
     load_records,
@@ -51,7 +54,7 @@ MAX_WORKERS = 256
 
 # what makes a folder "hold a study" for --overwrite
 _STUDY_FILES = ("spec.json", RUNS_FILE, "records", "trajectories", "report.md", "records.csv",
-                "quarantine")
+                "quarantine", PROVENANCE_FILE)
 
 
 def execute_run(run: RunSpec, out_dir: str | Path) -> dict[str, Any]:
@@ -159,6 +162,20 @@ def _tidy(out: Path, warn: Callable[[str], None]) -> None:
                 tmp.unlink(missing_ok=True)
 
 
+def _record_session(out: Path, workers: int, warn: Callable[[str], None]) -> None:
+    """Append this session's provenance to ``provenance.json`` (we hold the lock); a damaged
+    file is quarantined, naming it, and a new one started."""
+    path = out / PROVENANCE_FILE
+    try:
+        sessions = read_sessions(path)
+    except ValueError as exc:
+        where = quarantine(path, out, str(exc))
+        warn(f"{path}: {exc}; moved to {where}, the earlier sessions' provenance is there")
+        sessions = []
+    sessions.append({**provenance(), "workers": workers})
+    atomic_write_bytes(path, json.dumps({"sessions": sessions}, indent=1).encode())
+
+
 def _warn_default(message: str) -> None:
     import warnings
 
@@ -188,7 +205,8 @@ def run_study(
     spec:
         The study.
     out_dir:
-        Folder for ``spec.json``, ``runs.json``, ``records/`` and ``trajectories/``.
+        Folder for ``spec.json``, ``runs.json``, ``provenance.json``, ``records/`` and
+        ``trajectories/``.
     workers:
         Process-pool size (1 to :data:`MAX_WORKERS`); 1 runs in this process.
     retry_failed:
@@ -221,6 +239,7 @@ def run_study(
                            json.dumps(asdict(spec), indent=1, default=jsonable).encode())
         atomic_write_bytes(out / RUNS_FILE,
                            json.dumps({"run_ids": sorted(ids)}, indent=1).encode())
+        _record_session(out, workers, warn)
         scan = scan_records(out, ids, fix=True, check_trajectories=True)
         for message in scan.messages("moved to quarantine/, the run will be redone",
                                      "moved to quarantine/"):

@@ -21,10 +21,10 @@ def machine_info() -> str:
     """CPU model, cores, GPU, and library versions, one line each."""
     import transformers
 
-    from ctrlbench.machine import cpu_name
+    from ctrlbench.machine import cpu_name, gpu_name
 
     cpu = cpu_name()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    gpu = gpu_name() or "none"
     lines = [
         f"cpu: {cpu} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
         f"gpu: {gpu}",

@@ -59,6 +59,7 @@ from controllers.lstmc_data import DataSettings
 from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 
 PLANT = "ctrlbench/Crystallization-v0"
 GRADES = ("small", "medium", "large", "coarse")
@@ -346,9 +347,10 @@ def run(args: Args) -> dict[str, Any]:
     result = {"args": asdict(args), "table": tab, "timings": timings, "model": str(model),
               "model_meta": meta, "estimate_s": est,
               "rows": [{k: v for k, v in r.items() if k not in ("time_h", "size", "jacket")}
-                       for r in rows]}
+                       for r in rows], "provenance": provenance()}
     atomic_write_bytes(out / "results.json", json.dumps(result, indent=1).encode())
-    atomic_write_bytes(out / "results.md", markdown(tab).encode())
+    atomic_write_bytes(out / "results.md", (markdown(tab) + "\n" + format_provenance(
+        result["provenance"])).encode())
     figure(rows, out / "figure.png")
     print(markdown(tab))
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'figure.png'}")

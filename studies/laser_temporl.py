@@ -43,6 +43,7 @@ import numpy as np
 from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 
 PLANT = "ctrlbench/LaserPulse-v0"
 EVAL_SEED = 1_000_003
@@ -332,11 +333,12 @@ def _main(args: Args) -> int:
 
     tl = pulse_model(2.0).tl_fwhm
     rows = analyse(cells, tl)
-    md = _markdown(rows, tl, args)
+    prov = provenance()
+    md = _markdown(rows, tl, args) + "\n" + format_provenance(prov)
     atomic_write_bytes(out / "results.md", md.encode())
     atomic_write_bytes(out / "results.json", json.dumps(
-        {"args": args.to_dict(), "transform_limit_ps": tl, "table": rows, "cells": cells},
-        indent=1, default=float).encode())
+        {"args": args.to_dict(), "transform_limit_ps": tl, "table": rows, "cells": cells,
+         "provenance": prov}, indent=1, default=float).encode())
     _figures(cells, out)
     print(md)
     print(f"wrote {out}/results.md, results.json, curves.png, pulses.png; total "

@@ -23,7 +23,8 @@ Output (``--out_dir``): ``<task>/<method>/`` run directories (metrics.jsonl, che
 ``<task>/<method>/summary.json`` per finished run (written atomically, with a hash of the run's
 TrainConfig; a rerun skips finished runs whose config matches, resumes unfinished ones from their
 checkpoint, and refuses a directory that holds a run with another config), ``results.md``
-(table + pooled R-H fit) and ``curves.png``. ``--smoke`` writes to its own default directory.
+(table + pooled R-H fit + provenance), ``results.json`` (rows + provenance) and ``curves.png``.
+``--smoke`` writes to its own default directory.
 
 Run:
 - ``python studies/llm_entropy_collapse.py --smoke``: CPU, 2x64 model, 200 SFT steps per task,
@@ -53,6 +54,7 @@ import torch
 
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_bool
+from ctrlbench.provenance import format_provenance, provenance
 from llm_rl.config import SFTConfig, TrainConfig, config_hash
 from llm_rl.entropy_control import ControlConfig, PIDOptions
 from llm_rl.losses import LossConfig
@@ -284,8 +286,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{task:15s} {method:14s} H {r['entropy_start']:.3f}->{r['entropy_end']:.3f} "
                   f"err {r['rel_err_second_half']:.3f} pass@1 {r['pass@1']:.3f} "
                   f"({r['wall_s']:.1f}s)", flush=True)
-    text = report(args, rows)
+    prov = provenance()
+    text = report(args, rows) + "\n" + format_provenance(prov)
     atomic_write_bytes(Path(args.out_dir) / "results.md", text.encode())
+    atomic_write_bytes(Path(args.out_dir) / "results.json", json.dumps(
+        {"args": args.to_dict(), "rows": rows, "provenance": prov}, indent=1,
+        default=float).encode())
     print(text)
     print(f"total {time.perf_counter() - t0:.1f}s -> {args.out_dir}/results.md")
     return 0

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from ctrlbench import metrics
 from ctrlbench.controller import FeedbackController
 from ctrlbench.plant import signals_of
+from ctrlbench.provenance import format_provenance, provenance
 from ctrlbench.registry import make_controller, make_plant
 from ctrlbench.signals import index_of
 from ctrlbench.simulate import simulate
@@ -208,7 +209,7 @@ def _parse(argv: list[str] | None = None) -> Args:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the study and print a markdown table."""
+    """Run the study and print a markdown table and its provenance."""
     args = _parse(argv)
     rows = run(args)
     print("| seed | steps | IAE ours (A*s) | IAE GEM PI (A*s) | IAE GEM PI, GEM loop | ours/GEM |")
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     worse = [r["seed"] for r in rows if r["iae_ours"] > r["iae_gem"]]
     print("terminated (ours, GEM, GEM loop):", [r["terminated"] for r in rows])
     print("claim holds" if not worse else f"claim FAILS on seeds {worse}")
+    print("\n" + format_provenance(provenance()), end="")
     return 0
 
 

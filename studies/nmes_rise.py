@@ -60,6 +60,7 @@ import numpy as np
 from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 
 PLANT = "ctrlbench/NMESKnee-v0"
 CONTROLLERS = ("rise-hand", "rise-ga-nn", "rise-ga-sindy", "pid", "mpc")
@@ -347,9 +348,10 @@ def run(args: Args) -> dict[str, Any]:
                            {"runs": {c: {k: v for k, v in run.items()
                                          if k not in ("theta_deg", "ref_deg", "pulse_us")}
                                      for c, run in r["runs"].items()}} for r in results],
-              "wall_s": time.perf_counter() - t0}
+              "wall_s": time.perf_counter() - t0, "provenance": provenance()}
     _write(out / "results.json", result)
-    md = markdown(tab, ident, results, hand["gains"])
+    md = markdown(tab, ident, results, hand["gains"]) + "\n" + format_provenance(
+        result["provenance"])
     atomic_write_bytes(out / "results.md", md.encode())
     figure(results[0], out / "figure.png")
     print(md)

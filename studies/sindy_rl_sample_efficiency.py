@@ -52,6 +52,7 @@ import numpy as np
 from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
 from ctrlbench.options import OptionError, Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 
 ENVS = ("Pendulum-v1", "ctrlbench/MassSpringDamper-v0", "ctrlbench/NMESKnee-v0")
 #: Motor plants (with their options) where SAC's final policy meets the designed PI by IAE.
@@ -381,10 +382,11 @@ def _main(args: Args) -> int:
                         _anchors(r["env"], r["seed"], r["settings"]["eval_steps"],
                                  r["plant_options"]))
     table = analyse(results, args)
-    md = _markdown(table, args)
+    prov = provenance()
+    md = _markdown(table, args) + "\n" + format_provenance(prov)
     atomic_write_bytes(out / f"results{args.tag}.md", md.encode())
     atomic_write_bytes(out / f"results{args.tag}.json", json.dumps(
-        {"args": args.to_dict(), "table": table, "runs": results}, indent=1,
+        {"args": args.to_dict(), "table": table, "runs": results, "provenance": prov}, indent=1,
         default=float).encode())
     for env in args.env_list():
         _figure(env, results, out / f"{env.split('/')[-1]}{args.tag}.png")

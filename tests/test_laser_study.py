@@ -48,6 +48,8 @@ def test_smoke_study_writes_its_table_and_reuses_finished_cells(tmp_path):
         assert row["fwhm_best"] > 0.95 * tl
     assert (out / "curves.png").exists() and (out / "pulses.png").exists()
     assert "| linear |" in (out / "results.md").read_text()
+    assert "git_commit" in data["provenance"] and data["provenance"]["command"]
+    assert "## Provenance" in (out / "results.md").read_text()
     cell = out / "cells" / "sac_s0.json"
     stamp = cell.stat().st_mtime_ns
     assert study.main(["--smoke", "--out", str(out)]) == 0  # finished cells are reused
