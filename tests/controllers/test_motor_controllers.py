@@ -85,6 +85,28 @@ def test_pi_design_registry_dispatch() -> None:
         make_controller("pid", make_plant(DC), kp=3.0)
 
 
+def test_motor_pi_gains_at_non_default_design_parameters() -> None:
+    """The cascade and dq designs at a = 3, T_sigma = 2e-4 / 3e-4 s, hand-derived.
+
+    DC (R_a 0.016, L_a 1.9e-5, psi_e 0.165, J 0.0251, u_sup 60, i_max 210): current loop
+    kp = L_a/(2 T_s) / u_sup = 0.0475/60, ki = R_a/(2 T_s) / u_sup = 40/60, T_e = 4e-4; speed loop
+    K_I = psi_e/J, kp = 1/(a K_I T_e) = 126.77, ki = kp/(a^2 T_e) = kp/3.6e-3, limit 0.9 i_max
+    = 189 A; prefilter alpha = dt/(a^2 T_e + dt) = 1e-4/3.7e-3. PMSM (R_s 0.018, L_d 0.37e-3,
+    L_q 1.2e-3, scale 2/3 u_sup = 200 V): kp = (L_d, L_q)/(2 T_s)/200 = (0.61667, 2.0)/200,
+    ki = R_s/(2 T_s)/200 = 30/200 on both axes.
+    """
+    dc = make_controller("pid", make_plant(DC), a=3.0, t_sigma=2e-4)
+    assert (float(dc.current.kp), float(dc.current.ki)) == pytest.approx((0.0475 / 60, 40 / 60))
+    kp = 1.0 / (3.0 * (0.165 / 0.0251) * 4e-4)
+    assert kp == pytest.approx(126.768, rel=1e-5)
+    assert (float(dc.speed.kp), float(dc.speed.ki)) == pytest.approx((kp, kp / 3.6e-3))
+    assert (float(dc.speed.u_min), float(dc.speed.u_max)) == pytest.approx((-189.0, 189.0))
+    assert dc._alpha == pytest.approx(1e-4 / 3.7e-3)
+    pmsm = make_controller("pid", make_plant(PMSM), t_sigma=3e-4)
+    np.testing.assert_allclose(pmsm.pid.kp, [0.37e-3 / 6e-4 / 200, 1.2e-3 / 6e-4 / 200])
+    np.testing.assert_allclose(pmsm.pid.ki, [0.15, 0.15])
+
+
 def test_pmsm_pi_same_seed_same_actions() -> None:
     plant = make_plant(PMSM)
     a = simulate(plant, make_controller("pid", plant), steps=200, seed=4)

@@ -69,7 +69,9 @@ def test_technical_optimum_rl() -> None:
     assert g.kp == pytest.approx(1e-3 / 2e-4)
     assert g.ki == pytest.approx(0.5 / 2e-4)
     assert g.t_equiv == pytest.approx(2e-4)
-    assert technical_optimum(2.0, 0.01, 1e-3).kp == pytest.approx(0.01 / (2 * 2.0 * 1e-3))
+    g = technical_optimum(2.0, 0.01, 1e-3)
+    # kp = T / (2 K T_s) = 0.01 / 0.004 = 2.5, ki = kp / T = 250, t_equiv = 2 T_s = 2e-3
+    assert (g.kp, g.ki, g.t_equiv) == pytest.approx((2.5, 250.0, 2e-3))
 
 
 def test_technical_optimum_closed_loop_overshoot() -> None:
@@ -90,6 +92,10 @@ def test_symmetrical_optimum() -> None:
     g = symmetrical_optimum(integrator_gain=10.0, t_equiv=1e-3, a=2.0)
     assert g.kp == pytest.approx(1.0 / (2.0 * 10.0 * 1e-3))
     assert g.kp / g.ki == pytest.approx(4.0 * 1e-3)
+    # a = 2 cannot tell a^2 from 2a; a = 3: kp = 1/(3 * 10 * 1e-3) = 33.33, T_i = a^2 T_e = 9e-3,
+    # ki = kp / T_i = 3703.7, t_equiv = a T_e = 3e-3
+    g = symmetrical_optimum(integrator_gain=10.0, t_equiv=1e-3, a=3.0)
+    assert (g.kp, g.ki, g.t_equiv) == pytest.approx((100.0 / 3.0, 100.0 / 3.0 / 9e-3, 3e-3))
     with pytest.raises(ValueError):
         symmetrical_optimum(10.0, 1e-3, a=1.0)
     with pytest.raises(ValueError):
