@@ -67,6 +67,27 @@ def test_clipped_surrogate_hand_values_and_gradients():
     assert m["clip_frac_high"] == 0.25 and m["clip_frac_low"] == 0.25
 
 
+def test_clipping_by_sign_of_the_advantage():
+    """Each side of the clip is active for one sign of A only (eps 0.2).
+
+    r = .5 < .8: A = +2 -> max(-1, -1.6) = -1, unclipped (gradient -A r = -1);
+                 A = -2 -> max(1, 1.6) = 1.6, clipped (no gradient, counted in clip_frac_low).
+    r = 1.5 > 1.2: A = +2 -> max(-3, -2.4) = -2.4, clipped (clip_frac_high);
+                   A = -2 -> max(3, 2.4) = 3, unclipped (gradient -A r = 3).
+    """
+    r = torch.tensor([0.5, 0.5, 1.5, 1.5])
+    inp = _inputs(r.log().tolist(), [0.0] * 4, [2.0, -2.0, 2.0, -2.0])
+    loss, m = get_loss("grpo")(inp, LossConfig())
+    assert loss.item() == pytest.approx((-1.0 + 1.6 - 2.4 + 3.0) / 4, abs=1e-6)
+    loss.backward()
+    torch.testing.assert_close(inp.logp.grad, torch.tensor([-1.0, 0.0, 0.0, 3.0]) / 4)
+    assert m["clip_frac_low"] == 0.25 and m["clip_frac_high"] == 0.25
+    # the dual clip bounds only negative advantages: r = 4, A = +1 stays at -1.2
+    inp = _inputs([math.log(4.0)], [0.0], [1.0])
+    dual = LossConfig(options={"dual_clip": 3.0})
+    assert get_loss("grpo")(inp, dual)[0].item() == pytest.approx(-1.2, abs=1e-6)
+
+
 def test_clip_higher_and_dual_clip():
     inp = _inputs([math.log(1.25)], [0.0], [1.0])
     loss, _ = get_loss("grpo")(inp, LossConfig(options={"eps_high": 0.28}))
@@ -111,8 +132,9 @@ def test_clip_cov_selects_only_band_tokens_exact_count_detached():
     cov = token_covariance(lp, a)
     band = ((cov > 1) & (cov < 5)).nonzero().view(-1).tolist()
     assert band == [0, 1, 2, 3]
-    # count = min(max(floor(rho N), 1), #candidates)
-    for rho, expect in [(0.0, 1), (0.25, 2), (0.9, 4)]:
+    # count = min(max(floor(rho N), 1), #candidates); rho N = 1.6, 2.64, 3.92 tell floor (1, 2,
+    # 3) from round (2, 3, 4) and ceil (2, 3, 4)
+    for rho, expect in [(0.0, 1), (0.2, 1), (0.25, 2), (0.33, 2), (0.49, 3), (0.9, 4)]:
         inp = _inputs(logp, logp, adv, generator=torch.Generator().manual_seed(0),
                       clip_cov_ratio=rho)
         loss, m = get_loss("clip-cov")(inp, LossConfig(name="clip-cov"))
@@ -135,6 +157,31 @@ def test_clip_cov_skips_tokens_already_clipped():
     assert m["clip_cov_candidates"] == 3.0
     loss.backward()
     assert set((inp.logp.grad == 0).nonzero().view(-1).tolist()) == {0, 1, 2, 3}
+
+
+def test_clip_cov_skips_tokens_clipped_on_the_low_side():
+    logp, adv = _cov_case()
+    old = list(logp)
+    old[3] = logp[3] + 1.0  # ratio 1/e < .8 with A < 0: PPO-clip active -> excluded
+    old[1] = logp[1] + 1.0  # ratio 1/e < .8 with A > 0: PPO-clip inactive -> still a candidate
+    inp = _inputs(logp, old, adv, clip_cov_ratio=0.9, generator=torch.Generator().manual_seed(1))
+    loss, m = get_loss("clip-cov")(inp, LossConfig(name="clip-cov"))
+    assert m["clip_cov_candidates"] == 3.0
+    loss.backward()
+    assert set((inp.logp.grad == 0).nonzero().view(-1).tolist()) == {0, 1, 2, 3}
+
+
+def test_kl_cov_count_rounds_down():
+    """kappa N = .37 * 8 = 2.96: floor 2 (round and ceil give 3); 0.1 * 8 = .8 -> max(1, 0) = 1."""
+    logp, adv = _cov_case()
+    old = [x - 0.5 for x in logp]
+    r = math.exp(0.5)
+    for kappa, k in [(0.37, 2), (0.1, 1)]:
+        cfg = LossConfig(name="kl-cov", options=KLCovOptions(kl_cov_ratio=kappa, kl_cov_beta=2.0))
+        loss, m = get_loss("kl-cov")(_inputs(logp, old, adv), cfg)
+        assert m["touched_frac"] == k / 8
+        assert loss.item() == pytest.approx((sum(-x * r for x in adv) + k * 2.0 * 0.5) / 8,
+                                            abs=1e-5)
 
 
 def test_kl_cov_top_k_penalty_no_ratio_clip():
