@@ -134,6 +134,25 @@ def test_study_records_failures_resumes_and_reports(tmp_path):
     again: list[str] = []
     run_study(spec, out, retry_failed=False, on_done=lambda r: again.append(r["run_id"]))
     assert again == []
+    # a rerun skips the finished runs and redoes only what is missing or (by default) failed:
+    # the ok records' files are not rewritten, the executed runs are exactly the others
+    files = {f.name: (f.stat().st_mtime_ns, f.read_bytes()) for f in (out / "records").iterdir()}
+    assert len(files) == 8
+    ok_ids = sorted(r["run_id"] for r in ok)
+    bad_ids = sorted(r["run_id"] for r in bad)
+    missing = ok_ids[:2]
+    for f in (out / "records").iterdir():
+        if any(rid in f.name for rid in missing):
+            f.unlink()
+    plans: list[tuple[int, int]] = []
+    redone: list[str] = []
+    records = run_study(spec, out, on_plan=lambda n, d: plans.append((n, d)),
+                        on_done=lambda r: redone.append(r["run_id"]))
+    assert plans == [(8, 2)] and sorted(redone) == sorted(missing + bad_ids)
+    assert [r["status"] for r in records].count("ok") == 4
+    for f in (out / "records").iterdir():
+        if any(rid in f.name for rid in ok_ids[2:]):
+            assert (f.stat().st_mtime_ns, f.read_bytes()) == files[f.name]
     # report from the records alone
     report = build_report(out).read_text()
     assert "### ctrlbench/MassSpringDamper-v0" in report and "| pd-test |" in report
