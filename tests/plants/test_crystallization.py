@@ -53,7 +53,8 @@ def test_total_dextrose_is_conserved(method: str) -> None:
     # cold jacket from a supersaturated start: fast growth and strong nucleation
     res = _open_loop(np.full(24, 5.0), c0=0.85, temp0=30.0, method=method)
     total = res.total_dextrose
-    assert np.max(np.abs(total / total[0] - 1.0)) < 1e-6
+    # studies/README.md C1: conserved to <= 2.8e-15 relative (measured 2.3e-15 LSODA, 2.8e-15 BDF)
+    assert np.max(np.abs(total / total[0] - 1.0)) < 6e-15
     assert res.moments[-1, 0] > 1.2 * res.moments[0, 0]  # nuclei were born
     assert res.concentration[-1] < 0.7 * res.concentration[0]  # and grew
 
@@ -89,16 +90,19 @@ def test_pbe_and_moments_model_agree_for_size_independent_growth() -> None:
     xs = simulate_moments(CrystalParams(), x0, COOLING)
     pbe = scale_moments(res.moments)
     rel = np.abs(xs[:, :4] / pbe[:, :4] - 1.0)
-    assert rel.max() < 0.02, rel.max(axis=0)
-    assert abs(100 * xs[-1, 4] / xs[-1, 3] / res.mean_size[-1] - 1) < 0.02
+    # studies/README.md C1: mu0..mu3 within 3.3e-4 (measured 3.9e-6 / 3.3e-4 / 8.2e-5 / 1.1e-5);
+    # final mean size 2.6e-5
+    assert rel.max() < 7e-4, rel.max(axis=0)
+    assert abs(100 * xs[-1, 4] / xs[-1, 3] / res.mean_size[-1] - 1) < 6e-5
     np.testing.assert_allclose(xs[:, 5], res.concentration, atol=1e-4)
     np.testing.assert_allclose(xs[:, 6], res.temperature, atol=1e-3)
 
 
-def test_grid_refinement_changes_the_final_mean_size_by_under_one_percent() -> None:
+def test_grid_refinement_barely_changes_the_final_mean_size() -> None:
+    """studies/README.md C1: 250 -> 500 cells changes the final mean size by -6.7e-6."""
     coarse = _open_loop(COOLING[:72], grid=SizeGrid(n_cells=250))
     fine = _open_loop(COOLING[:72], grid=SizeGrid(n_cells=500))
-    assert abs(fine.mean_size[-1] / coarse.mean_size[-1] - 1.0) < 0.01
+    assert abs(fine.mean_size[-1] / coarse.mean_size[-1] - 1.0) < 1.4e-5
 
 
 def test_lsoda_and_bdf_agree() -> None:
