@@ -69,8 +69,10 @@ def test_ensemble_sindy_recovers_a_known_control_affine_system(data: Any, increm
     coef, true = model.coefficients(), true_coefficients(names)
     nonzero = true != 0
     rel = np.abs(coef[nonzero] - true[nonzero]) / np.abs(true[nonzero])
-    assert rel.max() < 0.05, f"relative errors {rel}"
-    assert np.abs(coef[~nonzero]).max() < 1e-3
+    # studies/README.md L2: largest relative error 0.075 % (increments) / 0.070 % (direct), true
+    # zeros exactly 0 (measured 7.54e-4 / 7.01e-4 and 0.0)
+    assert rel.max() < 1.5e-3, f"relative errors {rel}"
+    assert np.all(coef[~nonzero] == 0.0)
     assert model.coef_list_.shape == (20, 2, 12)
     assert "x1[k+1] = " in model.equations()[1] and "x0 u0" in model.equations()[1]
 
