@@ -27,8 +27,10 @@ def _cfg(sft_dir, out, **kw):
 def smoke_runs(sft_dir, readme_pid_run, tmp_path_factory):
     """Open loop vs the README's PID-controlled bonus from the same warm start (60 steps each).
 
-    At 60 steps (seeded): open-loop entropy last/first ~0.49 (bound 0.6); second-half
-    |H - H*| / H* ~0.16 open loop vs ~0.10 with the PID.
+    At 60 steps (seeded, Xeon): open-loop entropy 0.930 -> 0.452 (last/first 0.49, bound 0.6),
+    mean Cov(l, A) 0.164, reward 0.30 -> 0.67 (mean of first/last 10 steps); second-half
+    |H - H*| / H* 0.160 open loop vs 0.102 with the PID. (studies/README.md claims 1-3 quote an
+    80-step run: 0.907 -> 0.161, Cov 0.136, 0.467 vs 0.274.)
     """
     out = tmp_path_factory.mktemp("smoke")
     control = ControlConfig(setpoint=SETPOINT)
@@ -47,15 +49,15 @@ def test_open_loop_entropy_falls_and_covariance_positive(smoke_runs):
     first, last = sum(h[:10]) / 10, sum(h[-10:]) / 10
     assert last < 0.6 * first
     cov = [m["cov_mean"] for m in smoke_runs["open"]]
-    assert sum(cov) / len(cov) > 0
+    assert sum(cov) / len(cov) > 0.07  # measured 0.164
     r = [m["reward"] for m in smoke_runs["open"]]
-    assert sum(r[-10:]) > sum(r[:10])
+    assert sum(r[-10:]) > 1.5 * sum(r[:10])  # measured 2.2x
 
 
 def test_pid_tracks_setpoint_better_than_open_loop(smoke_runs):
     pid_err = _rel_err_second_half(smoke_runs["pid"])
     open_err = _rel_err_second_half(smoke_runs["open"])
-    assert pid_err < open_err
+    assert pid_err < 0.85 * open_err  # measured 0.102 vs 0.160 (0.64x)
     assert max(m["actuator"] for m in smoke_runs["pid"]) > 0
 
 
