@@ -260,3 +260,31 @@ def test_loss_called_with_another_loss_config_fails():
     inp = _inputs([0.0], [0.0], [1.0])
     with pytest.raises(OptionError, match="needs KLCovOptions options, got GRPOOptions"):
         get_loss("kl-cov")(inp, LossConfig())
+
+
+def test_step_metrics_hand_values():
+    """llm_rl.metrics on the covariance case and small hand-made inputs.
+
+    Cov = [1.75, 2.8125, 1.375, 3.125, -.5625, -1.75, -.5625, .5625]: mean 6.75 / 8 = .84375;
+    the top tail x N tokens with tail N = 2.4 and 2.64 is floor -> 2 (round/ceil: 3), so the
+    tail mean is (3.125 + 2.8125) / 2; tail N = .8 -> at least 1 token, 3.125.
+    """
+    from llm_rl.metrics import covariance_stats, distinct_correct, fit_rh_law, pass_at_k
+
+    logp, adv = _cov_case()
+    lp, a = torch.tensor(logp), torch.tensor(adv)
+    for tail, expect in [(0.3, 2.96875), (0.33, 2.96875), (0.1, 3.125)]:
+        s = covariance_stats(lp, a, tail=tail)
+        assert s["cov_mean"] == pytest.approx(0.84375, abs=1e-6)
+        assert s["cov_tail"] == pytest.approx(expect, abs=1e-6)
+    # pass@k = 1 - C(n - c, k) / C(n, k): n 8, c 3, k 2 -> 1 - (5/8)(4/7); n - c = k is not 1
+    assert pass_at_k(8, 3, 2) == pytest.approx(1 - 20 / 56)
+    assert pass_at_k(8, 6, 2) == pytest.approx(1 - 2 / 56)
+    assert pass_at_k(8, 7, 2) == 1.0 and pass_at_k(8, 0, 1) == 0.0
+    # distinct correct answers per group of 4: {1, 2} and {4}
+    assert distinct_correct(list("11234445"), [True, True, True, False, False, True, True, False],
+                            4) == 1.5
+    h = [0.2, 0.5, 0.9, 1.3]
+    fit = fit_rh_law(h, [-0.4 * math.exp(x) + 1.3 for x in h])
+    assert (fit["rh_a"], fit["rh_b"], fit["rh_r2"]) == pytest.approx((0.4, 1.3, 1.0))
+    assert fit_rh_law(h[:2], [0.0, 1.0]) == {"rh_a": None, "rh_b": None, "rh_r2": None}
