@@ -284,7 +284,11 @@ class PMSMCurrent(_GemPlant):
     def __init__(self, **options: Any) -> None:
         opts = PMSMCurrentOptions.build(options, what="plant 'PMSMCurrent-v0'")
         self.options = opts
-        kwargs: dict[str, Any] = {"visualization": (), "load": {"omega_fixed": opts.omega}}
+        # GEM 3.0.3's ConstantSpeedLoad writes omega_fixed into a class-level initializer dict
+        # shared by every instance (a shallow copy): the last plant built would set the start
+        # speed of all. Our own initializer dict keeps each plant's speed its own.
+        load = {"omega_fixed": opts.omega, "load_initializer": {"states": {"omega": opts.omega}}}
+        kwargs: dict[str, Any] = {"visualization": (), "load": load}
         if opts.reference == "step":
             kwargs["reference_generator"] = StepReference(
                 ("i_sd", "i_sq"), (0.0, 0.0), (opts.i_sd_step, opts.i_sq_step),

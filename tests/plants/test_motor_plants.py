@@ -229,3 +229,16 @@ def test_step_reference_and_unknown_option() -> None:
         make_plant(DC, reference="ramp")
     with pytest.raises(TypeError, match="unknown option"):
         make_plant(DC, speed=3.0)
+
+
+def test_each_pmsm_plant_keeps_its_own_speed_when_others_are_built() -> None:
+    """GEM's constant-speed load shares its initializer dict between instances; a plant built
+    later (another speed, or omega = 0, which GEM does not write) must not move this one's."""
+    env = make_plant("ctrlbench/PMSMCurrent-v0", omega=-300.0)
+    make_plant("ctrlbench/PMSMCurrent-v0", omega=150.0)
+    zero = make_plant("ctrlbench/PMSMCurrent-v0", omega=0.0)
+    w = index_of(env.unwrapped.observation_signals, "omega")
+    obs, _ = env.reset(seed=3)
+    assert obs[w] == pytest.approx(-300.0) and env.unwrapped.model().params["omega"] == -300.0
+    obs0, _ = zero.reset(seed=3)
+    assert obs0[w] == 0.0
