@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ctrlbench", "plants", "controllers", "llm_rl")
 KILLS = "tests/mutation_kills"
 
-# module -> the test files (or node ids / -k expressions) that exercise it; the module's own
-# pinned tests in tests/mutation_kills/ are added when present (see _tests_for).
+# module -> the test files (or node ids / "-k..." expressions) that exercise it; the module's own
+# pinned tests, tests/mutation_kills/test_<module path with _>_pinned*.py, are added when present.
 MODULES: dict[str, list[str]] = {
     "llm_rl/losses.py": ["tests/llm_rl/test_losses.py"],
     "llm_rl/entropy.py": ["tests/llm_rl/test_entropy.py"],
@@ -139,10 +139,8 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout",
 
 
 def _tests_for(module: str) -> list[str]:
-    stem = Path(module).stem
-    parent = Path(module).parent.name
-    kills = sorted(str(p.relative_to(ROOT))
-                   for p in (ROOT / KILLS).glob(f"test_{parent}_{stem}*.py"))
+    slug = module[:-3].replace("/", "_")  # controllers/pid.py -> test_controllers_pid_pinned.py
+    kills = sorted(str(p.relative_to(ROOT)) for p in (ROOT / KILLS).glob(f"test_{slug}_pinned*.py"))
     own = [t for t in MODULES[module] if t.startswith("-") or (ROOT / t.split("::")[0]).exists()]
     return own + kills
 
@@ -153,7 +151,7 @@ def _scratch(module: str, work: Path) -> Path:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for name in (*PACKAGES, "tests"):
+    for name in (*PACKAGES, "tests", "studies"):  # some tests load a study script
         shutil.copytree(ROOT / name, work / name, ignore=ignore)
     tests = _tests_for(module)
     if not [t for t in tests if t.startswith("tests/")]:
@@ -161,6 +159,7 @@ def _scratch(module: str, work: Path) -> Path:
     cfg = ["", "[tool.mutmut]",
            f"source_paths = {json.dumps(list(PACKAGES))}",
            f"only_mutate = {json.dumps([module])}",
+           'also_copy = ["studies"]',
            f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist"]',
            "use_git_change_detection = false",
