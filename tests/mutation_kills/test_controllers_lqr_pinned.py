@@ -8,6 +8,7 @@ scipy's ZOH (cont2discrete) and DARE. Test names contain "lqr" (studies/mutation
 """
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,9 +84,11 @@ def test_lqr_weight_checks():
         with pytest.raises(ValueError, match="need t_integral > 0, r_input > 0, q_state >= 0, "
                                              "q_integral >= 0; got"):
             _lqr(**kw)
-    for kw in ({"q_state": 0.0}, {"q_integral": 0.0}, {"q_state": 0.5, "q_integral": 0.5},
-               {"state_weights": (1.0, 0.0)}):
-        assert np.all(np.isfinite(_lqr(**kw).k_x))  # zero weights are allowed
+    allowed: list[dict[str, Any]] = [{"q_state": 0.0}, {"q_integral": 0.0},
+                                        {"q_state": 0.5, "q_integral": 0.5},
+                                        {"state_weights": (1.0, 0.0)}]
+    for ok in allowed:
+        assert np.all(np.isfinite(_lqr(**ok).k_x))  # zero weights are allowed
     with pytest.raises(ValueError, match=r"state_weights needs 2 non-negative entries"):
         _lqr(state_weights=(1.0, -0.5))
     with pytest.raises(ValueError, match=r"reference_tau must be >= 0, got -0\.1"):

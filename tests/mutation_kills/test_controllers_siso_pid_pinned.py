@@ -4,6 +4,7 @@ The mass-spring-damper pole-placement design ``kp = 3 m w^2 - k``, ``ki = m w^3`
 ``kd = 3 m w - c`` at its limits (kp = 0 or kd = 0 exactly, w dt = 1 exactly) and its messages.
 """
 
+import numpy as np
 import pytest
 
 from controllers.pid import PID
@@ -46,6 +47,6 @@ def test_siso_pid_feedforward_and_derivative_on_measurement():
     assert SISOPID(0.1, 0, 1, PID(2.5, dt=0.1)).k_ff == 0.0
     ctrl = SISOPID(0.1, 0, 1, PID(2.5, 0.5, 0.4, dt=0.1, tau_d=0.05), k_ff=3.0)
     # e = .8: u = 2.5 * .8 + 3 * 1 = 5; I <- .1 * .5 * .8 = .04
-    assert ctrl.compute([0.2, 1.0])[0] == pytest.approx(5.0)
+    assert ctrl.compute(np.array([0.2, 1.0]))[0] == pytest.approx(5.0)
     # e = 1.2, D = -.4 (.3 - .2) / (.05 + .1); u = 3 + .04 + D + 3 * 1.5
-    assert ctrl.compute([0.3, 1.5])[0] == pytest.approx(3.0 + 0.04 - 0.04 / 0.15 + 4.5)
+    assert ctrl.compute(np.array([0.3, 1.5]))[0] == pytest.approx(3.0 + 0.04 - 0.04 / 0.15 + 4.5)
