@@ -93,3 +93,23 @@ def test_lqr_weight_checks():
         _lqr(state_weights=(1.0, -0.5))
     with pytest.raises(ValueError, match=r"reference_tau must be >= 0, got -0\.1"):
         _lqr(reference_tau=-0.1)
+
+
+def test_lqr_default_has_no_prefilter():
+    ctrl = _lqr()  # reference_tau 0: the reference .2 is used at once (u inside [-4, 10] N)
+    assert ctrl.compute(np.array([0.0, 0.0, 0.2])) == pytest.approx([0.6 + 0.2 * ctrl.k_x[0, 0]])
+
+
+def test_make_lqr_without_a_tracked_state_names_the_states():
+    from controllers.lqr import LQROptions, make_lqr
+
+    class Plant:  # observes x, v and a reference of something that is not a model state
+        def get_wrapper_attr(self, name):
+            return {"model": lambda: MODEL, "dt": DT,
+                    "observation_signals": (SignalSpec("x"), SignalSpec("v"),
+                                            SignalSpec("r", tracks="y")),
+                    "action_signals": (SignalSpec("F", low=-4.0, high=10.0),)}[name]
+
+    with pytest.raises(ValueError, match=r"no reference of the plant tracks a model state "
+                                         r"\['x', 'v'\]"):
+        make_lqr(Plant(), LQROptions())
