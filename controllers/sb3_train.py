@@ -154,7 +154,8 @@ def _vec_env(run: TrainRun, seed: int) -> tuple[Any, dict[str, Any] | None]:
 
     n = run.settings.n_envs
     if n > 1 and _has_vector_entry(run.plant):
-        return _batched_env(run, seed), _scaling_of_batched(run)
+        _, scaling = learning_env(run)  # checks the spaces; the map the batch applies too
+        return _batched_env(run, seed, scaling), scaling
 
     envs, scaling = [], None
     for i in range(n):
@@ -174,24 +175,18 @@ def _has_vector_entry(plant: str) -> bool:
     return full in PLANTS and gym.spec(full).vector_entry_point is not None
 
 
-def _scaling_of_batched(run: TrainRun) -> dict[str, Any] | None:
-    _, scaling = learning_env(run)
-    return scaling
-
-
-def _batched_env(run: TrainRun, seed: int) -> Any:
+def _batched_env(run: TrainRun, seed: int, scaling: dict[str, Any] | None) -> Any:
+    """The plant's batched env as an SB3 VecEnv, applying the ``"bounds"`` map ``scaling``."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     from controllers.sb3_vector import SB3VectorEnv
-    from ctrlbench.wrappers import box_scaling
 
     full = run.plant if run.plant.startswith("ctrlbench/") else f"ctrlbench/{run.plant}"
     venv = gym.make_vec(full, num_envs=run.settings.n_envs,
                         vectorization_mode="vector_entry_point", **dict(run.plant_options))
     offset = scale = None
-    space = venv.single_observation_space
-    if run.settings.normalize_obs == "bounds" and isinstance(space, gym.spaces.Box):
-        offset, scale = box_scaling(space)
+    if scaling is not None:
+        offset, scale = np.asarray(scaling["offset"]), np.asarray(scaling["scale"])
     adapter = SB3VectorEnv(venv, offset, scale)
     adapter.seed(seed)
     return VecMonitor(adapter)

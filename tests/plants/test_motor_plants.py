@@ -105,8 +105,7 @@ def test_pmsm_model_matches_gem_at_another_speed_and_torque() -> None:
     """
     env = make_plant(PMSM, omega=-300.0)
     plant = env.unwrapped
-    # (the default-speed model from with_params: building a second PMSM plant here would reset
-    # this one to the second one's speed, GEM's ConstantSpeedLoad writing into a shared dict)
+    # (the default-speed model from with_params: no second plant is needed for it)
     model = plant.model()
     other = model.with_params(omega=100.0)
     sig = env.get_wrapper_attr("observation_signals")
