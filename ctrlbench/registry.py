@@ -52,6 +52,7 @@ __all__ = [
     "plant_info",
     "plant_options",
     "register_plant",
+    "smoke_options",
     "split_controller",
     "unregister_plant",
 ]
@@ -103,6 +104,9 @@ class Entry:
         ``"module:attr"`` function returning one (for needs that depend on other registries).
     provides:
         What a plant provides (plants only).
+    smoke_options:
+        Options that make a costly plant cheap for conformance tests and ``--smoke`` runs (a
+        coarse grid, a short control period); empty for plants cheap at their defaults.
     """
 
     name: str
@@ -111,6 +115,7 @@ class Entry:
     options: Any = None
     requires: Any = None
     provides: Provides | None = None
+    smoke_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def resolved_requires(self) -> Requires:
         """:attr:`requires` as a :class:`Requires` (a lazy ``"module:attr"`` function is called)."""
@@ -143,7 +148,8 @@ class Registry(Generic[T]):
 
     def register(self, name: str, entry_point: Any = None, *, description: str = "",
                  options: Any = None, requires: Any = None,
-                 provides: Provides | None = None) -> Any:
+                 provides: Provides | None = None,
+                 smoke_options: Mapping[str, Any] | None = None) -> Any:
         """Add ``name``; a duplicate raises ``ValueError``.
 
         Without ``entry_point`` this returns a decorator that registers the decorated object
@@ -163,6 +169,8 @@ class Registry(Generic[T]):
             Controller needs (:class:`~ctrlbench.capabilities.Requires`).
         provides:
             Plant facts (:class:`~ctrlbench.capabilities.Provides`).
+        smoke_options:
+            Options for cheap conformance tests and smoke runs (see :class:`Entry`).
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
@@ -173,7 +181,8 @@ class Registry(Generic[T]):
             desc = description
             if not desc and not isinstance(obj, str):
                 desc = (inspect.getdoc(obj) or "").split("\n", 1)[0]
-            self._entries[name] = Entry(name, obj, desc, options, requires, provides)
+            self._entries[name] = Entry(name, obj, desc, options, requires, provides,
+                                        dict(smoke_options or {}))
             return obj
 
         if entry_point is None:
@@ -300,7 +309,8 @@ def _full_id(plant_id: str) -> str:
 def register_plant(name: str, entry_point: str, description: str = "", *,
                    options: Any = None, provides: Provides | None = None,
                    max_episode_steps: int | None = None,
-                   vector_entry_point: str | None = None) -> str:
+                   vector_entry_point: str | None = None,
+                   smoke_options: Mapping[str, Any] | None = None) -> str:
     """Register ``ctrlbench/<name>`` in gymnasium's registry and :data:`PLANTS`.
 
     Parameters
@@ -322,6 +332,9 @@ def register_plant(name: str, entry_point: str, description: str = "", *,
         ``"module:Class"`` of a batched ``gymnasium.vector.VectorEnv`` of the same plant, for
         ``gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_point")``; it gets
         ``num_envs``, ``max_episode_steps`` and the plant's options as keyword arguments.
+    smoke_options:
+        Options that make a costly plant cheap (a coarse grid, a short control period) for the
+        conformance tests and smoke runs; :func:`smoke_options` returns them.
 
     Returns
     -------
@@ -334,8 +347,14 @@ def register_plant(name: str, entry_point: str, description: str = "", *,
     gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps,
                  disable_env_checker=True, vector_entry_point=vector_entry_point)
     PLANTS.register(env_id, entry_point, description=description, options=options,
-                    provides=provides or Provides())
+                    provides=provides or Provides(), smoke_options=smoke_options)
     return env_id
+
+
+def smoke_options(plant_id: str) -> dict[str, Any]:
+    """The options a plant registered for cheap conformance tests and smoke runs (``{}`` for
+    plants cheap at their defaults); ``make_plant(pid, **smoke_options(pid))``."""
+    return dict(PLANTS.entry(_full_id(plant_id)).smoke_options)
 
 
 def unregister_plant(plant_id: str) -> None:

@@ -8,7 +8,7 @@ family named in :data:`FAMILIES` (``plants/README.md``).
 import importlib
 
 #: The plant families of this package; a new family adds its sub-package name here.
-FAMILIES = ("motor", "linear", "crystallization", "nmes", "laser")
+FAMILIES = ("motor", "linear", "crystallization", "nmes", "laser", "rbc")
 
 
 def register() -> None:

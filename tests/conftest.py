@@ -48,6 +48,7 @@ def sb3_model_for(tmp_path_factory):  # type: ignore[no-untyped-def]
     """``sb3_model_for(plant_id) -> run folder``: an untrained SAC saved by ``ctrlbench train``
     for that plant (one step, no learning; cached per plant), for tests of ``sb3:PATH``."""
     pytest.importorskip("stable_baselines3")
+    from ctrlbench.registry import smoke_options
     from ctrlbench.training import train
 
     cache: dict[str, str] = {}
@@ -57,7 +58,8 @@ def sb3_model_for(tmp_path_factory):  # type: ignore[no-untyped-def]
             out = tmp_path_factory.mktemp("sb3")
             train("sac", plant_id, out,
                   settings={"steps": 1, "eval_steps": 2, "tensorboard": False},
-                  algorithm_options={"net_arch": (8,), "buffer_size": 10})
+                  algorithm_options={"net_arch": (8,), "buffer_size": 10},
+                  plant_options=smoke_options(plant_id))
             cache[plant_id] = str(out)
         return cache[plant_id]
 

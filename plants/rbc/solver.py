@@ -386,7 +386,7 @@ class SpectralRBC:
             self.psi = torch.where(keep[:, None, None], self.psi, old_psi)
             self.mean_u = torch.where(keep[:, None], self.mean_u, old_u)
             self.temp = torch.where(keep[:, None, None], self.temp, old_t)
-        self.time = self.time + torch.where(self.blown_up, 0.0, self.params.dt)
+        self.time = self.time + (~self.blown_up).to(torch.float64) * self.params.dt
 
     # ----------------------------------------------------------------------------- outputs
     def fields(self, x: NDArray[np.float64] | None = None,

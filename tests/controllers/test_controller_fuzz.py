@@ -21,6 +21,7 @@ from ctrlbench.registry import (
     make_controller,
     make_plant,
     plant_ids,
+    smoke_options,
 )
 from ctrlbench.simulate import simulate
 
@@ -29,7 +30,7 @@ _plants: dict[str, Any] = {}
 
 def _plant(pid: str) -> Any:
     if pid not in _plants:
-        _plants[pid] = make_plant(pid)
+        _plants[pid] = make_plant(pid, **smoke_options(pid))
     return _plants[pid]
 
 

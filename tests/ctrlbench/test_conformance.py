@@ -10,7 +10,14 @@ import pytest
 import ctrlbench
 from ctrlbench.capabilities import NotApplicableError, missing, provides_of
 from ctrlbench.check import check_plant
-from ctrlbench.registry import CONTROLLERS, PLANTS, make_controller, make_plant, plant_ids
+from ctrlbench.registry import (
+    CONTROLLERS,
+    PLANTS,
+    make_controller,
+    make_plant,
+    plant_ids,
+    smoke_options,
+)
 from ctrlbench.simulate import simulate
 from tests.fixtures import tank
 
@@ -31,7 +38,7 @@ NOT_APPLICABLE = [(p, c) for p, c, lacks in _pairs() if lacks]
 
 @pytest.mark.parametrize("plant_id", plant_ids())
 def test_registered_plant_passes_every_check(plant_id):
-    report = check_plant(plant_id, steps=100, seed=0)
+    report = check_plant(plant_id, steps=100, seed=0, **smoke_options(plant_id))
     assert set(report.results) == {"signals", "gymnasium.check_env", "sb3.check_env",
                                    "determinism"}
     assert report.ok, report.results
@@ -39,7 +46,7 @@ def test_registered_plant_passes_every_check(plant_id):
 
 @pytest.mark.parametrize("plant_id", plant_ids())
 def test_registration_tells_the_truth_about_the_plant(plant_id):
-    env = make_plant(plant_id)
+    env = make_plant(plant_id, **smoke_options(plant_id))
     assert provides_of(env) == PLANTS.entry(plant_id).provides
     env.close()
 
@@ -57,7 +64,7 @@ NEEDS = {
 
 @pytest.mark.parametrize(("plant_id", "controller"), APPLICABLE)
 def test_every_applicable_controller_closes_the_loop(plant_id, controller, request):
-    plant = make_plant(plant_id)
+    plant = make_plant(plant_id, **smoke_options(plant_id))
     extra = NEEDS[controller](request) if controller in NEEDS else {}
     ctrl = make_controller(controller, plant, **extra)
     traj = simulate(plant, ctrl, steps=50, seed=1)
@@ -70,7 +77,7 @@ def test_every_applicable_controller_closes_the_loop(plant_id, controller, reque
 @pytest.mark.parametrize(("plant_id", "controller"), NOT_APPLICABLE)
 def test_inapplicable_pairs_are_refused_by_name(plant_id, controller):
     with pytest.raises(NotApplicableError, match=f"{controller!r} is not applicable to"):
-        make_controller(controller, make_plant(plant_id))
+        make_controller(controller, make_plant(plant_id, **smoke_options(plant_id)))
 
 
 def test_fixture_family_joins_through_the_public_api():

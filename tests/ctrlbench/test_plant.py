@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ctrlbench
-from ctrlbench.registry import CONTROLLERS, Registry, plant_ids, plant_options
+from ctrlbench.registry import CONTROLLERS, Registry, plant_ids, plant_options, smoke_options
 
 MSD = "ctrlbench/MassSpringDamper-v0"
 
@@ -72,7 +72,7 @@ def _applicable_plant(name):
     from ctrlbench.registry import check_applicable
 
     for pid in plant_ids():
-        plant = ctrlbench.make_plant(pid)
+        plant = ctrlbench.make_plant(pid, **smoke_options(pid))
         try:
             check_applicable(name, plant)
         except NotApplicableError:

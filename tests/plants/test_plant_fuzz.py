@@ -26,7 +26,13 @@ from hypothesis.extra import numpy as hnp
 from ctrlbench.interrupt import Interrupted, handle_signals
 from ctrlbench.options import OptionError
 from ctrlbench.plant import ActionError, EpisodeEndedError
-from ctrlbench.registry import make_controller, make_plant, plant_ids, plant_options
+from ctrlbench.registry import (
+    make_controller,
+    make_plant,
+    plant_ids,
+    plant_options,
+    smoke_options,
+)
 from ctrlbench.simulate import simulate
 from ctrlbench.wrappers import PlantView, ReferenceInObs
 
@@ -39,7 +45,7 @@ _cache: dict[str, Any] = {}
 def _plant(pid: str) -> Any:
     """One plant per id for the whole module (GEM construction costs ~50 ms)."""
     if pid not in _cache:
-        _cache[pid] = make_plant(pid)
+        _cache[pid] = make_plant(pid, **smoke_options(pid))
     env = _cache[pid]
     env.reset(seed=0)
     return env
@@ -139,7 +145,7 @@ def test_fuzzed_plant_options_build_a_finite_plant_or_raise_option_error(
     keys = data.draw(st.lists(st.sampled_from([*names, "bogus"]), max_size=3, unique=True))
     opts = {k: data.draw(_ANY) for k in keys}
     try:
-        env = make_plant(pid, **opts)
+        env = make_plant(pid, **{**smoke_options(pid), **opts})
     except OptionError as exc:
         bad = [k for k in keys if k in str(exc)]
         assert bad, f"error does not name the option: {exc}"
