@@ -27,6 +27,10 @@ def register() -> None:
         requires=Requires(model=True, references=True, box_action=True),
         description="Nonlinear MPC: multiple shooting on the plant model, IPOPT, warm start")
     CONTROLLERS.register(
+        "rbc-pd", "controllers.rbc_pd:make_rbc_pd", options="controllers.rbc_pd:RBCPDOptions",
+        requires=Requires(box_action=True, n_inputs=10),
+        description="PD per heated segment on its local probe temperature (Rayleigh-Benard)")
+    CONTROLLERS.register(
         "zero", "controllers.trivial:make_zero",
         description="Constant action: zero, or the bound nearest zero (open loop)")
     CONTROLLERS.register("lstmc", "controllers.lstmc:make_lstmc", options="controllers.lstmc:LSTMcOptions", requires=Requires(references=True, box_action=True, n_inputs=1, model_names=("dextrose_crystallization",)), description="LSTM on a window of past states and set-point errors (trained; --set path=)")  # noqa: E501

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, SupportsFloat
 
 import numpy as np
+from gymnasium import spaces
 from numpy.typing import NDArray
 
 from ctrlbench.plant import Plant
@@ -137,8 +138,9 @@ class RBC(Plant):
 
     def _observe(self) -> tuple[NDArray[np.float64], dict[str, Any], Measurement]:
         m = self.sim.measure()
-        obs = np.clip(m["probes"][0].reshape(-1), self.observation_space.low,
-                      self.observation_space.high).astype(np.float64)
+        space = self.observation_space
+        assert isinstance(space, spaces.Box)
+        obs = np.clip(m["probes"][0].reshape(-1), space.low, space.high).astype(np.float64)
         return obs, step_info(m, self.sim.params.kappa), m
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["DELTA_T", "HEIGHT", "N_SEGMENTS", "PROBE_COLS", "PROBE_ROWS", "SEGMENT_AMPLITUDE",
            "SMOOTH_HALF_WIDTH", "T_BOTTOM_MEAN", "T_TOP", "RBCParams", "agent_columns",
@@ -88,7 +88,7 @@ class RBCParams:
         return 1.0 / math.sqrt(self.pr * self.ra)
 
 
-def segment_temperatures(action: NDArray[np.float64]) -> NDArray[np.float64]:
+def segment_temperatures(action: ArrayLike) -> NDArray[np.float64]:
     """Segment temperatures from actions in [-1, 1], over the last axis (MODELS.md section 1).
 
     ``v = 0.75 a``, ``m = mean(v)``, ``K2 = max(1, max|v - m| / 0.75)``,
@@ -106,7 +106,7 @@ def _edges() -> NDArray[np.float64]:
     return 2.0 * np.pi * np.arange(N_SEGMENTS) / N_SEGMENTS
 
 
-def bottom_profile(temps: NDArray[np.float64], x: NDArray[np.float64],
+def bottom_profile(temps: ArrayLike, x: ArrayLike,
                    half_width: float = SMOOTH_HALF_WIDTH) -> NDArray[np.float64]:
     """The bottom-wall temperature at points ``x`` for segment temperatures ``temps`` (..., 10).
 
@@ -115,10 +115,10 @@ def bottom_profile(temps: NDArray[np.float64], x: NDArray[np.float64],
     ``3 t^2 - 2 t^3`` (``t = (x - a_i + w) / 2w``), periodically. The blend is antisymmetric
     about ``a_i``, so the profile's mean over x equals the mean of ``temps``.
     """
-    temps = np.asarray(temps, dtype=np.float64)
+    t_arr = np.asarray(temps, dtype=np.float64)
     xs = np.mod(np.asarray(x, dtype=np.float64), 2.0 * np.pi)
     edges = _edges()
-    jumps = temps - np.roll(temps, 1, axis=-1)                     # T_i - T_{i-1} at edge i
+    jumps = t_arr - np.roll(t_arr, 1, axis=-1)                     # T_i - T_{i-1} at edge i
     # distance from each edge, wrapped to [-pi, pi)
     s = np.mod(xs[:, None] - edges[None, :] + np.pi, 2.0 * np.pi) - np.pi   # (n, 10)
     t = np.clip((s + half_width) / (2.0 * half_width), 0.0, 1.0)
@@ -127,12 +127,12 @@ def bottom_profile(temps: NDArray[np.float64], x: NDArray[np.float64],
     # whose left edge is the nearest at or before x (from the same s, so never inconsistent)
     step = (s >= 0.0).astype(np.float64)
     seg = np.argmin(np.where(s >= 0.0, s, np.inf), axis=-1)       # (n,)
-    base = np.take(temps, seg, axis=-1)
+    base = np.take(t_arr, seg, axis=-1)
     out: NDArray[np.float64] = base + np.einsum("...e,ne->...n", jumps, ramp - step)
     return out
 
 
-def bottom_coefficients(temps: NDArray[np.float64], n_modes: int,
+def bottom_coefficients(temps: ArrayLike, n_modes: int,
                         half_width: float = SMOOTH_HALF_WIDTH) -> NDArray[np.complex128]:
     """Exact Fourier coefficients ``c_k`` (``f(x) = sum_k c_k e^{ikx}``, k = 0 .. n_modes - 1)
     of :func:`bottom_profile`, shape ``(..., n_modes)``.
@@ -142,16 +142,16 @@ def bottom_coefficients(temps: NDArray[np.float64], n_modes: int,
     e^{-i k a_i} B(kw) / (2 pi i k)`` and ``c_0 = mean(T_i)`` (exactly 2 for
     :func:`segment_temperatures`).
     """
-    temps = np.asarray(temps, dtype=np.float64)
+    t_arr = np.asarray(temps, dtype=np.float64)
     k = np.arange(1, n_modes, dtype=np.float64)
     kw = k * half_width
     bump = np.where(kw > 1e-3, 3.0 * (np.sin(kw) - kw * np.cos(kw)) / np.maximum(kw, 1e-300) ** 3,
                     1.0 - kw * kw / 10.0)
-    jumps = temps - np.roll(temps, 1, axis=-1)
+    jumps = t_arr - np.roll(t_arr, 1, axis=-1)
     phase = np.exp(-1j * np.outer(_edges(), k))                    # (10, K-1)
     higher = (jumps @ phase) * bump / (2j * np.pi * k)
-    out = np.empty((*temps.shape[:-1], n_modes), dtype=np.complex128)
-    out[..., 0] = temps.mean(axis=-1)
+    out = np.empty((*t_arr.shape[:-1], n_modes), dtype=np.complex128)
+    out[..., 0] = t_arr.mean(axis=-1)
     out[..., 1:] = higher
     return out
 
@@ -165,7 +165,8 @@ def probe_y() -> NDArray[np.float64]:
 
 def probe_x() -> NDArray[np.float64]:
     """The 32 probe abscissae: every 3rd of 96 uniform points on [0, 2 pi)."""
-    out: NDArray[np.float64] = 2.0 * np.pi * np.arange(0, 96, 96 // PROBE_COLS) / 96.0
+    out: NDArray[np.float64] = (2.0 * np.pi / 96.0) * np.arange(0, 96, 96 // PROBE_COLS,
+                                                             dtype=np.float64)
     return out
 
 

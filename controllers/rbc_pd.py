@@ -1,0 +1,93 @@
+"""A proportional-derivative law on the local probe temperature, per heated segment (RBC).
+
+The classical baseline of Rayleigh–Bénard control (e.g. Markmann et al. 2025 compare PPO with
+PD control): segment ``i`` reads the mean temperature ``T_i`` of the lowest probe row over its
+own probe columns and is heated against the deviation from the row mean,
+
+    a_i = clip(-kp (T_i - mean_j T_j) - kd d/dt (T_i - mean_j T_j), -1, 1),
+
+so a segment under a hot (rising) plume is cooled and one under a cold (falling) plume heated,
+which opposes the convection rolls; a negative ``kp`` reinforces them instead. The derivative is
+a backward difference over one control period (zero on the first step). The plant maps the ten
+values to temperatures of mean exactly 2 (``plants.rbc.model.segment_temperatures``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ctrlbench.capabilities import NotApplicableError
+from ctrlbench.controller import FeedbackController
+from ctrlbench.options import Options, option
+from ctrlbench.plant import plant_dt, signals_of
+
+__all__ = ["RBCPDOptions", "SegmentPD", "make_rbc_pd"]
+
+
+@dataclass(frozen=True)
+class RBCPDOptions(Options):
+    """Options of the ``"rbc-pd"`` controller."""
+
+    label = "controller 'rbc-pd'"
+    kp: float = option(5.0, "proportional gain [1 per unit temperature]", ge=-1e3, le=1e3)
+    kd: float = option(0.0, "derivative gain [time units per unit temperature]",
+                       ge=-1e3, le=1e3)
+    row: int = option(7, "probe row read (0 top .. 7 bottom)", ge=0, le=7)
+
+
+class SegmentPD(FeedbackController):
+    """PD per segment on probe-temperature deviations (see the module docstring).
+
+    Parameters
+    ----------
+    dt:
+        Control period.
+    columns:
+        Per segment, the indices into the observation of its probe temperatures.
+    kp, kd:
+        Gains.
+    """
+
+    def __init__(self, dt: float, columns: list[NDArray[np.int64]], kp: float, kd: float
+                 ) -> None:
+        super().__init__(dt)
+        self.columns = columns
+        self.kp, self.kd = float(kp), float(kd)
+        self._prev: NDArray[np.float64] | None = None
+
+    def reset(self) -> None:
+        """Forget the previous deviation."""
+        self._prev = None
+
+    def compute(self, observation: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Ten segment actions in [-1, 1]."""
+        obs = np.asarray(observation, dtype=np.float64)
+        local = np.array([obs[c].mean() for c in self.columns])
+        dev = local - local.mean()
+        rate = np.zeros_like(dev) if self._prev is None else (dev - self._prev) / self.dt
+        self._prev = dev
+        out: NDArray[np.float64] = np.clip(-self.kp * dev - self.kd * rate, -1.0, 1.0)
+        return out
+
+
+def make_rbc_pd(plant: Any, options: RBCPDOptions | None = None) -> SegmentPD:
+    """The PD law for ``ctrlbench/RBC-v0`` (registry name ``"rbc-pd"``)."""
+    from plants.rbc.model import N_SEGMENTS, agent_columns
+
+    opts = options or RBCPDOptions()
+    obs, _ = signals_of(plant)
+    names = [s.name for s in obs]
+    columns = []
+    for i in range(N_SEGMENTS):
+        wanted = [f"T_{opts.row}_{c}" for c in agent_columns(i)]
+        if not all(w in names for w in wanted):
+            raise NotApplicableError(
+                f"controller 'rbc-pd' is not applicable to this plant: it reads the probe "
+                f"temperatures {wanted[0]}.. of ctrlbench/RBC-v0, which the plant does not "
+                "observe")
+        columns.append(np.array([names.index(w) for w in wanted]))
+    return SegmentPD(plant_dt(plant), columns, opts.kp, opts.kd)
