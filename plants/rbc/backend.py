@@ -132,6 +132,17 @@ class Simulation:
                 "nu_bottom": bottom, "nu_top": top, "nu_physical": 0.5 * (bottom + top),
                 "rolls": roll_count(mid), "time": time, "blown_up": blown}
 
+    def snapshot(self, nx: int = 128, ny: int = 64) -> NDArray[np.float64]:
+        """``(u_x, u_y, T)`` of every flow on a uniform ``ny x nx`` grid, ``(batch, 3, ny,
+        nx)``, top row first (the spectral solver interpolates exactly; the FEM worker samples
+        its finite-element fields)."""
+        x = 2.0 * np.pi * np.arange(nx) / nx
+        y = np.linspace(1.0, -1.0, ny)
+        if self._fem is not None:
+            return np.asarray(self._fem.probes(x, y), dtype=np.float64)[None]
+        out: NDArray[np.float64] = self._solver.fields(x=x, y=y)
+        return out
+
     def close(self) -> None:
         """Stop the FEM worker, if any."""
         if self._fem is not None:

@@ -169,51 +169,42 @@ class SpectralRBC:
     # ----------------------------------------------------------------------------- operators
     def _build_solvers(self, d1: NDArray[np.float64], d2: NDArray[np.float64],
                        k: NDArray[np.float64]) -> None:
-        """Per Runge–Kutta stage and mode, the fused propagators ``[A^-1 R | A^-1]``.
+        """Per Runge–Kutta stage, the inverses of the implicit operators of every mode.
 
         A stage solves ``A x_new = R x + e`` with ``A = 1/(beta dt) - L`` (times ``lap`` for
-        the streamfunction), ``R = 1/(beta dt) + L`` and the boundary rows of ``A``
-        replaced by the wall conditions (those rows of ``R`` zero, of ``e`` the wall values),
-        so ``x_new = [A^-1 R | A^-1] @ [x; e]``: one batched product per field.
+        the streamfunction) and ``R = 1/(beta dt) + L``; the boundary rows of ``A`` are
+        replaced by the wall conditions and the same rows of the right-hand side carry the wall
+        values. ``R x`` is formed from products with the one shared ``D2`` (cheap), so only
+        ``A^-1`` is stored per mode: temperature and streamfunction stacked, ``(2K, ny, ny)``,
+        applied in one batched product.
         """
         p = self.params
         ny = p.ny
         eye = np.eye(ny)
         f64 = torch.float64
         bc_psi = [0, 1, ny - 2, ny - 1]
-        psi_ops, temp_ops, mean_ops = [], [], []
+        stacked, mean_inv = [], []
         for beta in _BETA:
             a0 = 1.0 / (beta * p.dt)
-            ps = np.zeros((len(k), ny, 2 * ny))
-            ts = np.zeros((len(k), ny, 2 * ny))
+            ops = np.zeros((2 * len(k), ny, ny))
             for i, kk in enumerate(k):
                 lap = d2 - kk * kk * eye
                 a_t = a0 * eye - p.kappa * lap
-                r_t = a0 * eye + p.kappa * lap
                 a_t[0], a_t[-1] = eye[0], eye[-1]
-                r_t[[0, -1]] = 0.0
-                inv_t = np.linalg.inv(a_t)
-                ts[i] = np.hstack((inv_t @ r_t, inv_t))
+                ops[i] = np.linalg.inv(a_t)
                 if kk == 0.0:
                     continue
                 a_p = (a0 * eye - p.nu * lap) @ lap
-                r_p = (a0 * eye + p.nu * lap) @ lap
                 a_p[0], a_p[1], a_p[-2], a_p[-1] = eye[0], d1[0], d1[-1], eye[-1]
-                r_p[bc_psi] = 0.0
-                inv_p = _stable_inverse(a_p)
-                ps[i] = np.hstack((inv_p @ r_p, inv_p))
+                ops[len(k) + i] = _stable_inverse(a_p)
             a_u = a0 * eye - p.nu * d2
-            r_u = a0 * eye + p.nu * d2
             a_u[0], a_u[-1] = eye[0], eye[-1]
-            r_u[[0, -1]] = 0.0
-            inv_u = np.linalg.inv(a_u)
-            psi_ops.append(torch.as_tensor(ps, dtype=f64, device=self.device))
-            temp_ops.append(torch.as_tensor(ts, dtype=f64, device=self.device))
-            mean_ops.append(torch.as_tensor(np.hstack((inv_u @ r_u, inv_u)), dtype=f64,
-                                            device=self.device))
-        self._psi_ops, self._temp_ops, self._mean_ops = psi_ops, temp_ops, mean_ops
+            stacked.append(torch.as_tensor(ops, dtype=f64, device=self.device))
+            mean_inv.append(torch.as_tensor(np.linalg.inv(a_u), dtype=f64, device=self.device))
+        self._ops, self._mean_inv = stacked, mean_inv
         self._bc_rows_psi = bc_psi
         self._d12 = torch.as_tensor(np.vstack((d1, d2)), dtype=f64, device=self.device)
+        self._d2 = torch.as_tensor(d2, dtype=f64, device=self.device)
 
     # ----------------------------------------------------------------------------- state
     def _zero_state(self) -> None:
@@ -321,25 +312,24 @@ class SpectralRBC:
         return u, v
 
     def _explicit(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(div(u omega) - dT/dx, -div(u T), -d<uv>/dy, T)`` as modes; the last is the
-        temperature's x-derivative-free copy used by the caller."""
-        ny = self.params.ny
+        """``(div(u omega) - dT/dx, -div(u T), -d<uv>/dy, lap psi)`` as modes."""
+        ny, nk = self.params.ny, self.n_modes
         both = self._dy(self._d12, self.psi)
         u = both[:, :ny]
-        omega = self.k2 * self.psi - both[:, ny:]
+        phi = both[:, ny:] - self.k2 * self.psi                       # lap psi = -omega
         du = self.d1_real @ self.mean_u[..., None]
         u[:, :, 0] = self.mean_u.to(torch.complex128)
+        omega = -phi
         omega[:, :, 0] = -du[..., 0].to(torch.complex128)
         v = -self.ik * self.psi
         grid = self._to_grid(torch.stack((u, v, omega, self.temp)))
         ug, vg, wg, tg = grid[0], grid[1], grid[2], grid[3]
         prods = self._to_modes(torch.stack((ug * wg, vg * wg, ug * tg, vg * tg, ug * vg)))
         dy = self._dy(self.d1_real, torch.cat((prods[1], prods[3], prods[4][:, :, :1]), dim=-1))
-        nk = self.n_modes
-        adv_w = self.ik * prods[0] + dy[:, :, :nk] - self.ik * self.temp
+        adv_w = self.ik * (prods[0] - self.temp) + dy[:, :, :nk]
         adv_t = -(self.ik * prods[2] + dy[:, :, nk:2 * nk])
         adv_u = -dy[:, :, 2 * nk].real
-        return adv_w, adv_t, adv_u, self.temp
+        return adv_w, adv_t, adv_u, phi
 
     def step(self, n: int = 1) -> None:
         """Advance every flow by ``n`` steps of ``dt``."""
@@ -348,30 +338,36 @@ class SpectralRBC:
             self._step_once()
 
     def _step_once(self) -> None:
+        p = self.params
+        nk = self.n_modes
         prev: tuple[Tensor, Tensor, Tensor] | None = None
         for stage in range(3):
-            adv_w, adv_t, adv_u, _ = self._explicit()
-            g, beta = _GAMMA[stage], _BETA[stage]
+            adv_w, adv_t, adv_u, phi = self._explicit()
+            g = _GAMMA[stage] / _BETA[stage]
+            a0 = 1.0 / (_BETA[stage] * p.dt)
             if prev is None:
                 e_w, e_t, e_u = g * adv_w, g * adv_t, g * adv_u
             else:
-                z = _ZETA[stage - 1]
+                z = _ZETA[stage - 1] / _BETA[stage]
                 e_w, e_t, e_u = (g * adv_w + z * prev[0], g * adv_t + z * prev[1],
                                  g * adv_u + z * prev[2])
             prev = (adv_w, adv_t, adv_u)
-            e_t = e_t / beta
-            e_t[:, 0, :] = 0.0
-            e_t[:, 0, 0] = T_TOP
-            e_t[:, -1, :] = self._bottom
-            e_w = e_w / beta
-            e_w[:, self._bc_rows_psi, :] = 0.0
-            e_u = e_u / beta
-            e_u[:, 0] = 0.0
-            e_u[:, -1] = 0.0
-            new_t = self._per_mode(self._temp_ops[stage], torch.cat((self.temp, e_t), dim=1))
-            new_psi = self._per_mode(self._psi_ops[stage], torch.cat((self.psi, e_w), dim=1))
-            new_u = torch.cat((self.mean_u, e_u), dim=1) @ self._mean_ops[stage].T
-            self.psi, self.mean_u, self.temp = new_psi, new_u, new_t
+            # R x = a0 x + c (D2 x - k^2 x): one shared D2 product for T and phi
+            d2x = self._dy(self._d2, torch.cat((self.temp, phi), dim=-1))
+            rhs_t = (a0 - p.kappa * self.k2) * self.temp + p.kappa * d2x[:, :, :nk] + e_t
+            rhs_w = (a0 - p.nu * self.k2) * phi + p.nu * d2x[:, :, nk:] + e_w
+            rhs_t[:, 0, :] = 0.0
+            rhs_t[:, 0, 0] = T_TOP
+            rhs_t[:, -1, :] = self._bottom
+            rhs_w[:, self._bc_rows_psi, :] = 0.0
+            new = self._per_mode(self._ops[stage], torch.cat((rhs_t, rhs_w), dim=-1))
+            lap_u = (self._d2 @ self.mean_u[..., None])[..., 0]
+            rhs_u = a0 * self.mean_u + p.nu * lap_u + e_u
+            rhs_u[:, 0] = 0.0
+            rhs_u[:, -1] = 0.0
+            self.temp = new[:, :, :nk]
+            self.psi = new[:, :, nk:]
+            self.mean_u = rhs_u @ self._mean_inv[stage].T
         self._commit()
 
     def _commit(self) -> None:

@@ -1,0 +1,285 @@
+"""Rayleigh–Bénard convection without control and under the segment PD law (issue 11).
+
+Three parts, each a resumable cell written atomically to ``results/rbc_baseline/cells/``
+(a rerun skips finished cells):
+
+1. **uncontrolled**: the authors' random start (seeds ``0 .. seeds-1``, one batched solver call)
+   run for ``t_end`` (400) time units: physical Nusselt number (wall heat flux over the
+   conductive flux), the authors' probe Nusselt number and the roll count every action period
+   (1.5); which start leads to which steady state.
+2. **convergence** (seed 0): the same run with dt halved and with the grid 1.5 times finer in
+   both directions; relative change of the final physical and probe Nusselt numbers.
+3. **control**: from the cached developed start (``ctrlbench/RBC-v0``, the authors' episode),
+   200 actions of each controller (``zero``: uncontrolled; ``rbc-pd`` at ``kp`` values), then
+   ``after`` more actions of zero heating (does the controlled state persist?).
+
+Figures: Nusselt numbers over time, temperature snapshots. ``results.json`` / ``results.md``
+carry the provenance. ``--smoke`` runs a coarse grid for seconds (the tests run it).
+
+Run: ``python studies/rbc_baseline.py`` (about 10 min on one core).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctrlbench.interrupt import run_script
+from ctrlbench.io import atomic_write_bytes, save_figure
+from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Args(Options):
+    """Study settings."""
+
+    label = "rbc_baseline"
+    nx: int = option(96, "Fourier points", ge=8, le=512)
+    ny: int = option(64, "Chebyshev points", ge=8, le=256)
+    dt: float = option(0.05, "time step", gt=0.0, le=0.5)
+    t_end: float = option(400.0, "uncontrolled run length [time units]", gt=0.0, le=1e5)
+    seeds: int = option(4, "random starts in the uncontrolled part", ge=1, le=64)
+    actions: int = option(200, "actions per control run", ge=1, le=10_000)
+    after: int = option(100, "zero-heating actions after each control run", ge=0,
+                        le=10_000)
+    kp: tuple[float, ...] = option((5.0, -5.0), "PD gains tried", ge=-1e3, le=1e3)
+    convergence: bool = option(True, "run the dt / resolution convergence part")
+    smoke: bool = option(False, "seconds-long version on a coarse grid")
+    out: str = option("results/rbc_baseline", "output folder")
+
+
+SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "actions": 2, "after": 1,
+         "kp": (5.0,), "out": "results/rbc_baseline_smoke"}
+PERIOD = 1.5
+
+
+def _write(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, default=float).encode())
+
+
+def _cell(out: Path, name: str, compute: Any) -> dict[str, Any]:
+    """The cell's saved result, or compute and save it (the study's resume unit)."""
+    path = out / "cells" / f"{name}.json"
+    if path.exists():
+        saved: dict[str, Any] = json.loads(path.read_text())
+        print(f"[{name}] done before, skipped")
+        return saved
+    t0 = time.perf_counter()
+    result = compute()
+    result["wall_s"] = time.perf_counter() - t0
+    _write(path, result)
+    print(f"[{name}] {result['wall_s']:.0f} s")
+    return dict(result)
+
+
+def uncontrolled(nx: int, ny: int, dt: float, t_end: float, seeds: list[int]) -> dict[str, Any]:
+    """Nusselt numbers and rolls every 1.5 time units from the authors' start, per seed."""
+    import torch
+
+    from plants.rbc.model import RBCParams
+    from plants.rbc.solver import SpectralRBC
+    from plants.rbc.start import flow_summary
+
+    torch.set_num_threads(1)
+    params = RBCParams(nx=nx, ny=ny, dt=dt)
+    flows = []
+    for seed in seeds:                      # each its own noise, then one batched run
+        one = SpectralRBC(params, batch=1)
+        one.authors_start(noise=1e-3, seed=seed)
+        flows.append(one.get_state())
+    from plants.rbc.solver import FlowState
+
+    solver = SpectralRBC(params, batch=len(seeds))
+    solver.set_state(FlowState.stack(flows))
+    per = round(PERIOD / dt)
+    series: dict[str, list[list[float]]] = {}
+    times = []
+    for _ in range(round(t_end / PERIOD)):
+        solver.step(per)
+        times.append(float(solver.time[0]))
+        for key, val in flow_summary(solver).items():
+            series.setdefault(key, []).append(list(val))
+    final = {k: v[-1] for k, v in series.items()}
+    tail = max(1, len(times) // 8)
+    tail_mean = {k: np.mean(np.asarray(v[-tail:]), axis=0).tolist() for k, v in series.items()
+                 if k != "rolls"}
+    fields = solver.fields(x=2 * np.pi * np.arange(128) / 128, y=np.linspace(1, -1, 64))
+    return {"seeds": seeds, "grid": [nx, ny], "dt": dt, "t": times, "series": series,
+            "final": final, "tail_mean": tail_mean, "blown_up": solver.blown_up.tolist(),
+            "T_snapshot": fields[:, 2].tolist()}
+
+
+def control_run(controller: str, options: dict[str, Any], plant_opts: dict[str, Any],
+                actions: int, after: int) -> dict[str, Any]:
+    """``actions`` steps of ``controller`` from the developed start, then ``after`` of zero."""
+    import torch
+
+    from ctrlbench.registry import make_controller, make_plant
+    from ctrlbench.simulate import simulate
+
+    torch.set_num_threads(1)
+    plant = make_plant("ctrlbench/RBC-v0", **plant_opts)
+    ctrl = make_controller(controller, plant, **options)
+    traj = simulate(plant, ctrl, steps=actions, seed=0)
+    rec: dict[str, Any] = {k: traj.info[k].tolist()
+                           for k in ("nu_probe", "nu_physical", "rolls", "time")
+                           if k in traj.info}
+    rec["actions"] = traj.actions.tolist()
+    sim = plant.unwrapped.sim
+    rec["T_snapshot"] = sim.snapshot()[0, 2].tolist()
+    if after:
+        zero = np.zeros(10)
+        for _ in range(after):
+            _, _, term, _, info = plant.step(zero)
+            for k in ("nu_probe", "nu_physical", "rolls", "time"):
+                rec.setdefault(f"after_{k}", []).append(info[k])
+            if term:
+                break
+    n = len(rec["nu_probe"])
+    half = slice(n // 2, None)
+    rec["summary"] = {"nu_probe_2nd_half": float(np.mean(rec["nu_probe"][half])),
+                      "nu_physical_2nd_half": float(np.mean(rec["nu_physical"][half])),
+                      "rolls_end": int(rec["rolls"][-1]),
+                      "nu_probe_start": float(rec["nu_probe"][0]),
+                      "nu_physical_after_end": float(rec["after_nu_physical"][-1])
+                      if after else None,
+                      "rolls_after_end": int(rec["after_rolls"][-1]) if after else None}
+    plant.close()
+    return rec
+
+
+def _figures(out: Path, unc: dict[str, Any], ctrl: dict[str, dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    t = np.asarray(unc["t"])
+    for key, ax in (("nu_volume", axes[0]), ("nu_probe", axes[1])):
+        vals = np.asarray(unc["series"][key])
+        for j, seed in enumerate(unc["seeds"]):
+            ax.plot(t, vals[:, j], label=f"seed {seed} ({unc['final']['rolls'][j]} rolls)")
+        ax.set_xlabel("time")
+        ax.set_title({"nu_volume": "physical Nu (volume)", "nu_probe": "probe Nu"}[key])
+    axes[1].legend(fontsize=7)
+    save_figure(fig, out / "uncontrolled_nu.png")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, rec in ctrl.items():
+        nt = np.asarray(rec["time"] + rec.get("after_time", []))
+        for key, ax in (("nu_physical", axes[0]), ("nu_probe", axes[1])):
+            ax.plot(nt, rec[key] + rec.get(f"after_{key}", []), label=name)
+            ax.set_title(f"{key} (control, then zero heating)")
+            ax.set_xlabel("time")
+    axes[1].legend(fontsize=7)
+    save_figure(fig, out / "control_nu.png")
+    snaps = [("uncontrolled seed " + str(s), np.asarray(unc["T_snapshot"][j]))
+             for j, s in enumerate(unc["seeds"][:2])]
+    snaps += [(name, np.asarray(rec["T_snapshot"])) for name, rec in ctrl.items()]
+    fig, axes = plt.subplots(len(snaps), 1, figsize=(6, 1.9 * len(snaps)))
+    for ax, (name, field) in zip(np.atleast_1d(axes), snaps):
+        ax.imshow(field, extent=(0, 2 * np.pi, -1, 1), cmap="coolwarm", vmin=1.0, vmax=2.0,
+                  aspect="auto")
+        ax.set_title(f"T: {name}", fontsize=8)
+    save_figure(fig, out / "temperature.png")
+
+
+def _markdown(unc: dict[str, Any], conv: dict[str, Any] | None,
+              ctrl: dict[str, dict[str, Any]], args: Args) -> str:
+    lines = [f"# Rayleigh–Bénard baseline ({args.nx} x {args.ny}, dt {args.dt})", "",
+             f"## Uncontrolled, t = {unc['t'][-1]:.1f} from the authors' start", "",
+             "| seed | rolls | physical Nu (bottom / top / volume) | probe Nu |",
+             "|---:|---:|---|---:|"]
+    f = unc["final"]
+    for j, seed in enumerate(unc["seeds"]):
+        lines.append(f"| {seed} | {f['rolls'][j]} | {f['nu_bottom'][j]:.4f} / "
+                     f"{f['nu_top'][j]:.4f} / {f['nu_volume'][j]:.4f} | {f['nu_probe'][j]:.4f} |")
+    if conv:
+        lines += ["", "## Convergence (seed 0)", "",
+                  "| run | rolls | physical Nu | probe Nu | change vs base (phys / probe) |",
+                  "|---|---:|---:|---:|---|"]
+        base = conv["runs"]["base"]
+        for name, r in conv["runs"].items():
+            d1 = (r["nu_bottom"] - base["nu_bottom"]) / base["nu_bottom"]
+            d2 = (r["nu_probe"] - base["nu_probe"]) / base["nu_probe"]
+            lines.append(f"| {name} | {r['rolls']} | {r['nu_bottom']:.5f} | "
+                         f"{r['nu_probe']:.5f} | {100 * d1:+.3f} % / {100 * d2:+.3f} % |")
+    lines += ["", f"## Control from the developed start ({args.actions} actions, then "
+              f"{args.after} of zero heating)", "",
+              "| controller | probe Nu (start) | probe Nu (2nd half) | physical Nu (2nd half) | "
+              "rolls at end | physical Nu after | rolls after |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, rec in ctrl.items():
+        s = rec["summary"]
+        after = "-" if s["nu_physical_after_end"] is None else f"{s['nu_physical_after_end']:.4f}"
+        lines.append(f"| {name} | {s['nu_probe_start']:.4f} | {s['nu_probe_2nd_half']:.4f} | "
+                     f"{s['nu_physical_2nd_half']:.4f} | {s['rolls_end']} | {after} | "
+                     f"{s['rolls_after_end']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: Args) -> int:
+    """The three parts, figures and the summary."""
+    out = ROOT / args.out
+    seeds = list(range(args.seeds))
+    unc = _cell(out, "uncontrolled", lambda: uncontrolled(args.nx, args.ny, args.dt,
+                                                          args.t_end, seeds))
+    conv: dict[str, Any] | None = None
+    if args.convergence:
+        runs = {"base": (args.nx, args.ny, args.dt),
+                "dt/2": (args.nx, args.ny, args.dt / 2),
+                "grid x1.5": (3 * args.nx // 2 + (3 * args.nx // 2) % 2, 3 * args.ny // 2,
+                              args.dt)}
+        conv = {"runs": {}}
+        for name, (nx, ny, dt) in runs.items():
+            key = "conv_" + name.replace("/", "_").replace(" ", "_").replace(".", "_")
+            if name == "base":
+                r = {k: v[0] for k, v in unc["final"].items()}
+            else:
+                res = _cell(out, key, lambda nx=nx, ny=ny, dt=dt: uncontrolled(
+                    nx, ny, dt, args.t_end, [0]))
+                r = {k: v[0] for k, v in res["final"].items()}
+            conv["runs"][name] = {**r, "grid": [nx, ny], "dt": dt}
+    plant_opts: dict[str, Any] = {"nx": args.nx, "ny": args.ny, "dt": args.dt,
+                                  "start_time": args.t_end}
+    ctrl: dict[str, dict[str, Any]] = {}
+    specs: list[tuple[str, str, dict[str, Any]]] = [("zero", "zero", {})]
+    specs += [(f"rbc-pd kp={kp:g}", "rbc-pd", {"kp": kp}) for kp in args.kp]
+    for name, controller, options in specs:
+        key = "control_" + name.replace(" ", "_").replace("=", "").replace("-", "m")
+        ctrl[name] = _cell(out, key, lambda c=controller, o=options: control_run(
+            c, o, plant_opts, args.actions, args.after))
+    _figures(out, unc, ctrl)
+    prov = provenance()
+    md = _markdown(unc, conv, ctrl, args) + "\n" + format_provenance(prov)
+    atomic_write_bytes(out / "results.md", md.encode())
+    slim_unc = {k: v for k, v in unc.items() if k not in ("T_snapshot", "series")}
+    slim_ctrl = {n: {k: v for k, v in r.items() if k != "T_snapshot"} for n, r in ctrl.items()}
+    _write(out / "results.json", {"args": asdict(args), "uncontrolled": slim_unc,
+                                  "convergence": conv, "control": slim_ctrl,
+                                  "provenance": prov})
+    print(md)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags and run."""
+    return run_script(lambda: parse_flags(Args, argv, description=__doc__.splitlines()[0],
+                                          presets={"smoke": SMOKE}), run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
