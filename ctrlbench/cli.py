@@ -260,11 +260,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from ctrlbench.check import check_plant
-    from ctrlbench.registry import plant_ids, plant_info
+    from ctrlbench.registry import plant_ids, plant_info, plant_options, smoke_options
 
     _check_steps(args.steps)
     _check_seed(args.seed)
     ids = [plant_info(args.plant)[0]] if args.plant else plant_ids()
+    if args.set and not args.plant:
+        raise ValueError("--set needs one plant: ctrlbench check PLANT --set key=value")
+    sets = split_sets(args.set or [], {"plant": _option_names(plant_options(ids[0]))}
+                      )["plant"] if args.set else {}
+    opts = {pid: {**(smoke_options(pid) if args.smoke else {}), **sets} for pid in ids}
     table = Table("plant", "check", "result", title="plant conformance")
     ok = True
     reports = []
@@ -272,7 +277,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         task = progress.add_task("checking plants", total=len(ids))
         for pid in ids:
             progress.update(task, description=f"checking {escape(pid)}")
-            reports.append((pid, check_plant(pid, steps=args.steps, seed=args.seed)))
+            reports.append((pid, check_plant(pid, steps=args.steps, seed=args.seed,
+                                             **opts[pid])))
             progress.advance(task)
     for pid, report in reports:
         ok &= report.ok
@@ -281,6 +287,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 ("FAIL", "red"), " ", _one_line(err))
             table.add_row(Text(pid), Text(name), result)
     _console().print(table)
+    for pid in ids:
+        if opts[pid]:
+            print(f"{pid} checked with {_options_text(opts[pid], {})}")
     return 0 if ok else 1
 
 
@@ -380,6 +389,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("plant", nargs="?")
     c.add_argument("--steps", type=int, default=200)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--smoke", action="store_true",
+                   help="each plant on its registered smoke options (costly plants on a coarse "
+                        "grid and a short control period)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="plant option (one plant only)")
     s = sub.add_parser("study", help="run a study spec (.toml or .py); resumable")
     s.add_argument("spec")
     s.add_argument("--out", default=None, help="study folder (default results/<name>)")

@@ -91,7 +91,7 @@ def test_readme_command_runs_as_written(argv, tmp_path, monkeypatch, capsys, stu
         assert (train_dir[0] / "model.zip").exists() and (train_dir[0] / "eval.jsonl").exists()
         return
     if argv[0] == "run":
-        argv += ["--steps", "300", "--out", str(tmp_path / "run")]
+        argv += ([] if "--steps" in argv else ["--steps", "300"]) + ["--out", str(tmp_path / "run")]
     if argv[0] == "study":  # "resumable; prints the report path": a rerun records nothing new
         capsys.readouterr()
         assert main([*argv, "--steps", "200", "--out", str(study_dir[0])]) == 0

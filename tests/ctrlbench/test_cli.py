@@ -44,3 +44,13 @@ def test_set_values_parse_booleans_and_none_and_are_type_checked(capsys):
     assert c == {"prefilter": False, "t_sigma": None, "a": 4}
     assert main(["run", "DCSpeed-v0", "pid", "--set", "prefilter=nope", "--steps", "2"]) == 2
     assert "prefilter = 'nope' has the wrong type; valid: bool" in capsys.readouterr().err
+
+
+def test_check_smoke_and_set_reach_the_plant(capsys):
+    assert main(["check", "RBC-v0", "--smoke", "--steps", "3", "--set", "ny=10"]) == 0
+    out = capsys.readouterr().out
+    assert "plant.nx=16" in out and "plant.ny=10" in out  # smoke options, then --set over them
+    assert main(["check", "--set", "nx=16"]) == 2
+    assert "--set needs one plant" in capsys.readouterr().err
+    assert main(["check", "RBC-v0", "--set", "nx=17"]) == 2
+    assert "nx = 17" in capsys.readouterr().err
