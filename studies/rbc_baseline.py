@@ -52,6 +52,8 @@ class Args(Options):
     dt: float = option(0.05, "time step", gt=0.0, le=0.5)
     t_end: float = option(400.0, "uncontrolled run length [time units]", gt=0.0, le=1e5)
     seeds: int = option(4, "random starts in the uncontrolled part", ge=1, le=64)
+    modes: tuple[int, ...] = option((1, 2, 3), "starts with a cos(m x) temperature "
+                                    "perturbation (2 m rolls), uncontrolled part", ge=1, le=16)
     actions: int = option(200, "actions per control run", ge=1, le=10_000)
     after: int = option(100, "zero-heating actions after each control run", ge=0,
                         le=10_000)
@@ -61,7 +63,7 @@ class Args(Options):
     out: str = option("results/rbc_baseline", "output folder")
 
 
-SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "actions": 2, "after": 1,
+SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "modes": (1,), "actions": 2, "after": 1,
          "kp": (5.0,), "out": "results/rbc_baseline_smoke"}
 PERIOD = 1.5
 
@@ -85,8 +87,11 @@ def _cell(out: Path, name: str, compute: Any) -> dict[str, Any]:
     return dict(result)
 
 
-def uncontrolled(nx: int, ny: int, dt: float, t_end: float, seeds: list[int]) -> dict[str, Any]:
-    """Nusselt numbers and rolls every 1.5 time units from the authors' start, per seed."""
+def uncontrolled(nx: int, ny: int, dt: float, t_end: float, seeds: list[int],
+                 modes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Nusselt numbers and rolls every 1.5 time units from the authors' start, per seed; with
+    ``modes``, one flow per mode ``m`` instead, started from the authors' start (seed 0) plus
+    ``0.05 cos(m x) (1 - y^2)`` on the temperature (``2 m`` rolls at first)."""
     import torch
 
     from plants.rbc.model import RBCParams
@@ -100,9 +105,15 @@ def uncontrolled(nx: int, ny: int, dt: float, t_end: float, seeds: list[int]) ->
         one = SpectralRBC(params, batch=1)
         one.authors_start(noise=1e-3, seed=seed)
         flows.append(one.get_state())
+    for m in modes:
+        one = SpectralRBC(params, batch=1)
+        one.authors_start(noise=1e-3, seed=0)
+        state = one.get_state()
+        state.temp[0, :, m] += 0.025 * (1.0 - one.y**2)   # 0.05 cos(m x): half on mode +m
+        flows.append(state)
     from plants.rbc.solver import FlowState
 
-    solver = SpectralRBC(params, batch=len(seeds))
+    solver = SpectralRBC(params, batch=len(flows))
     solver.set_state(FlowState.stack(flows))
     per = round(PERIOD / dt)
     series: dict[str, list[list[float]]] = {}
@@ -117,7 +128,8 @@ def uncontrolled(nx: int, ny: int, dt: float, t_end: float, seeds: list[int]) ->
     tail_mean = {k: np.mean(np.asarray(v[-tail:]), axis=0).tolist() for k, v in series.items()
                  if k != "rolls"}
     fields = solver.fields(x=2 * np.pi * np.arange(128) / 128, y=np.linspace(1, -1, 64))
-    return {"seeds": seeds, "grid": [nx, ny], "dt": dt, "t": times, "series": series,
+    return {"seeds": seeds, "modes": list(modes), "grid": [nx, ny], "dt": dt, "t": times,
+            "series": series,
             "final": final, "tail_mean": tail_mean, "blown_up": solver.blown_up.tolist(),
             "T_snapshot": fields[:, 2].tolist()}
 
@@ -197,7 +209,7 @@ def _figures(out: Path, unc: dict[str, Any], ctrl: dict[str, dict[str, Any]]) ->
     save_figure(fig, out / "temperature.png")
 
 
-def _markdown(unc: dict[str, Any], conv: dict[str, Any] | None,
+def _markdown(unc: dict[str, Any], modes: dict[str, Any] | None, conv: dict[str, Any] | None,
               ctrl: dict[str, dict[str, Any]], args: Args) -> str:
     lines = [f"# Rayleigh–Bénard baseline ({args.nx} x {args.ny}, dt {args.dt})", "",
              f"## Uncontrolled, t = {unc['t'][-1]:.1f} from the authors' start", "",
@@ -207,6 +219,15 @@ def _markdown(unc: dict[str, Any], conv: dict[str, Any] | None,
     for j, seed in enumerate(unc["seeds"]):
         lines.append(f"| {seed} | {f['rolls'][j]} | {f['nu_bottom'][j]:.4f} / "
                      f"{f['nu_top'][j]:.4f} / {f['nu_volume'][j]:.4f} | {f['nu_probe'][j]:.4f} |")
+    if modes:
+        g = modes["final"]
+        lines += ["", "Seed 0 plus 0.05 cos(m x) (1 - y^2) on the temperature:", "",
+                  "| m | rolls | physical Nu (bottom / top / volume) | probe Nu |",
+                  "|---:|---:|---|---:|"]
+        for j, m in enumerate(modes["modes"]):
+            lines.append(f"| {m} | {g['rolls'][j]} | {g['nu_bottom'][j]:.4f} / "
+                         f"{g['nu_top'][j]:.4f} / {g['nu_volume'][j]:.4f} | "
+                         f"{g['nu_probe'][j]:.4f} |")
     if conv:
         lines += ["", "## Convergence (seed 0)", "",
                   "| run | rolls | physical Nu | probe Nu | change vs base (phys / probe) |",
@@ -237,6 +258,8 @@ def run(args: Args) -> int:
     seeds = list(range(args.seeds))
     unc = _cell(out, "uncontrolled", lambda: uncontrolled(args.nx, args.ny, args.dt,
                                                           args.t_end, seeds))
+    modes = _cell(out, "uncontrolled_modes", lambda: uncontrolled(
+        args.nx, args.ny, args.dt, args.t_end, [], args.modes)) if args.modes else None
     conv: dict[str, Any] | None = None
     if args.convergence:
         runs = {"base": (args.nx, args.ny, args.dt),
@@ -264,11 +287,14 @@ def run(args: Args) -> int:
             c, o, plant_opts, args.actions, args.after))
     _figures(out, unc, ctrl)
     prov = provenance()
-    md = _markdown(unc, conv, ctrl, args) + "\n" + format_provenance(prov)
+    md = _markdown(unc, modes, conv, ctrl, args) + "\n" + format_provenance(prov)
     atomic_write_bytes(out / "results.md", md.encode())
     slim_unc = {k: v for k, v in unc.items() if k not in ("T_snapshot", "series")}
     slim_ctrl = {n: {k: v for k, v in r.items() if k != "T_snapshot"} for n, r in ctrl.items()}
+    slim_modes = ({k: v for k, v in modes.items() if k not in ("T_snapshot", "series")}
+                  if modes else None)
     _write(out / "results.json", {"args": asdict(args), "uncontrolled": slim_unc,
+                                  "uncontrolled_modes": slim_modes,
                                   "convergence": conv, "control": slim_ctrl,
                                   "provenance": prov})
     print(md)
