@@ -21,8 +21,9 @@ Discretisation
 - SBDF2 in time: BDF2 for the time derivative, diffusion, pressure and incompressibility
   implicit; advection (skew-symmetric in the momentum equation) extrapolated,
   ``f* = 2 f^n - f^(n-1)``; temperature first, then the momentum equation with the new
-  temperature's buoyancy. The first step uses ``f^(-1) = f^0``. Both matrices are constant, so
-  each is factorised once (scipy SuperLU).
+  temperature's buoyancy (less the conduction profile, whose hydrostatic pressure is absorbed
+  into p; this keeps conduction an exact discrete steady state). The first step uses
+  ``f^(-1) = f^0``. Both matrices are constant, so each is factorised once (scipy SuperLU).
 - Periodicity and Dirichlet conditions by a prolongation ``x = P x_free + g``: the dofs on
   x = 2 pi are copies of those on x = 0 (same component, same y); wall dofs take their
   Dirichlet values; one pressure dof (nearest (pi, 0)) is pinned to 0. Each solve is
@@ -40,7 +41,8 @@ Requests (``cmd`` and its fields; arrays after the header):
 
 - ``init``: ``ra, pr, nx, ny, dt, stretch`` -> reply ``n_dofs`` (W, T), arrays
   ``[x_bottom]``: the x of the bottom-wall temperature dofs in [0, 2 pi), increasing.
-- ``reset``: ``seed, noise, start`` ("authors" or "conduction") -> at rest, time 0.
+- ``reset``: ``seed, noise, start`` ("authors" or "conduction"), optional ``mode_k,
+  mode_amp`` (adds ``mode_amp sin(mode_k x) (1 - y^2)`` to T) -> at rest, time 0.
 - ``set_bottom``: arrays ``[values]`` at ``x_bottom`` (applied at once and kept by resets).
 - ``advance``: ``n`` -> ``time, blown_up``; arrays ``[t, nu_bottom, nu_top]`` per step.
 - ``probes``: arrays ``[points (n, 2)]`` -> arrays ``[values (n, 3)]`` = (u_x, u_y, T).
@@ -57,7 +59,6 @@ import json
 import math
 import struct
 import sys
-import traceback
 
 import numpy as np
 
@@ -181,8 +182,13 @@ class Boussinesq:
                - p * ufl.div(v) - q * ufl.div(u)) * dx
         adv = 0.5 * (ufl.dot(ufl.dot(ufl.grad(u_s), u_s), v)
                      - ufl.dot(ufl.dot(ufl.grad(v), u_s), u_s))
+        # buoyancy relative to the conduction profile: its hydrostatic part goes into the
+        # pressure exactly, so conduction is an exact discrete steady state (Q1 pressure
+        # cannot balance a linear T's quadratic hydrostatic pressure)
+        y_coord = ufl.SpatialCoordinate(msh)[1]
+        t_cond = 0.5 * (T_TOP + T_BOTTOM_MEAN) - 0.5 * (T_BOTTOM_MEAN - T_TOP) * y_coord
         l_w = (ufl.dot((2.0 * u_n - 0.5 * u_nm1) * idt, v) - adv
-               + self.t_new * ufl.dot(ey, v)) * dx
+               + (self.t_new - t_cond) * ufl.dot(ey, v)) * dx
         self.l_t, self.l_w = fem.form(l_t), fem.form(l_w)
         self.b_t = np.zeros(len(self.t_n.x.array))
         self.b_w = np.zeros(len(self.w_n.x.array))
@@ -337,8 +343,8 @@ class Boussinesq:
             f.x.array[self.bot_dofs] = g[self.bot_dofs]
             f.x.array[self.top_dofs] = g[self.top_dofs]
 
-    def reset(self, seed, noise, start):
-        noise = float(noise)
+    def reset(self, seed, noise, start, mode_k=0, mode_amp=0.0):
+        noise, mode_amp = float(noise), float(mode_amp)
         if not (math.isfinite(noise) and noise >= 0.0):
             raise ValueError(f"noise = {noise!r}: must be a finite number >= 0")
         if start not in ("authors", "conduction"):
@@ -347,6 +353,12 @@ class Boussinesq:
         temp = 1.5 - y / 2.0
         if start == "authors":
             temp = temp + 0.125 * np.sin(math.pi * y)
+        if not (isinstance(mode_k, int) and mode_k >= 0 and math.isfinite(mode_amp)):
+            raise ValueError(f"mode_k = {mode_k!r}, mode_amp = {mode_amp!r}: need an integer "
+                             ">= 0 and a finite amplitude")
+        if mode_amp != 0.0:
+            x = self.t_xy[:, 0]
+            temp = temp + mode_amp * np.sin(mode_k * x) * (1.0 - y) * (1.0 + y)
         if noise > 0.0:
             rng = np.random.default_rng(None if seed is None else int(seed))
             temp = temp + noise * rng.standard_normal(len(y)) * (1.0 - y) * (1.0 + y)
@@ -439,7 +451,8 @@ def handle(state, header, arrays):
         raise RuntimeError(f"command {cmd!r} before 'init'")
     if cmd == "reset":
         solver.reset(header.get("seed"), header.get("noise", 0.0),
-                     header.get("start", "authors"))
+                     header.get("start", "authors"), header.get("mode_k", 0),
+                     header.get("mode_amp", 0.0))
         return {}, []
     if cmd == "set_bottom":
         if len(arrays) != 1:
@@ -478,7 +491,6 @@ def main():
             reply.update(ok=True, time=solver.time if solver is not None else 0.0)
             write_message(stdout, reply, out)
         except Exception as exc:            # report and keep serving
-            traceback.print_exc(file=sys.stderr)
             write_message(stdout, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
 
