@@ -160,3 +160,12 @@ def test_the_derivative_acts_on_the_measured_angle():
         rm.advance(0.8)
         want = ref_pid.update(target - theta, measurement=theta)
         assert float(c.compute(np.array([theta, 0.8, 1.0]))[0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_lead_is_half_a_period_when_the_model_has_no_delay():
+    params = {k: v for k, v in nmes_model(PATIENT).params.items() if k != "emd"}
+    pid = PID(30.0, 40.0, dt=DT, u_min=-1e9, u_max=1e9)
+    c = NMESPID(DT, (0, 1, 2), params, pid, NMESPIDOptions(feedforward=False))
+    u = float(c.compute(np.array([0.3, 0.8, 1.0]))[0])
+    target = step_response(DT / 2, 0.3, 0.8, 5.0)[0]
+    assert u == pytest.approx(pi_output(target - 0.3, 0.0), rel=1e-10)
