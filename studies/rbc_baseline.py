@@ -63,7 +63,7 @@ class Args(Options):
     out: str = option("results/rbc_baseline", "output folder")
 
 
-SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "modes": (1,), "actions": 2, "after": 1,
+SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "modes": (1,), "actions": 2, "after": 2,
          "kp": (5.0,), "out": "results/rbc_baseline_smoke"}
 PERIOD = 1.5
 
@@ -154,8 +154,9 @@ def control_run(controller: str, options: dict[str, Any], plant_opts: dict[str, 
     rec["T_snapshot"] = sim.snapshot()[0, 2].tolist()
     if after:
         zero = np.zeros(10)
+        env = plant.unwrapped          # the same episode, past the registered 200-action limit
         for _ in range(after):
-            _, _, term, _, info = plant.step(zero)
+            _, _, term, _, info = env.step(zero)
             for k in ("nu_probe", "nu_physical", "rolls", "time"):
                 rec.setdefault(f"after_{k}", []).append(info[k])
             if term:
