@@ -7,8 +7,11 @@ Three parts, each a resumable cell written atomically to ``results/rbc_baseline/
    run for ``t_end`` (400) time units: physical Nusselt number (wall heat flux over the
    conductive flux), the authors' probe Nusselt number and the roll count every action period
    (1.5); which start leads to which steady state.
-2. **convergence** (seed 0): the same run with dt halved and with the grid 1.5 times finer in
-   both directions; relative change of the final physical and probe Nusselt numbers.
+2. **convergence**: the developed flow of seed 0 (t = ``t_end``) continued for ``t_extra``
+   time units three ways: as it is, with dt halved, and interpolated (spectrally) onto a grid
+   1.5 times finer in both directions; relative change of the final physical and probe Nusselt
+   numbers. (Starting the finer grid from the random start instead would draw different noise
+   and may land in another roll state.)
 3. **control**: from the cached developed start (``ctrlbench/RBC-v0``, the authors' episode),
    200 actions of each controller (``zero``: uncontrolled; ``rbc-pd`` at ``kp`` values), then
    ``after`` more actions of zero heating (does the controlled state persist?).
@@ -59,12 +62,14 @@ class Args(Options):
                         le=10_000)
     kp: tuple[float, ...] = option((5.0, -5.0), "PD gains tried", ge=-1e3, le=1e3)
     convergence: bool = option(True, "run the dt / resolution convergence part")
+    t_extra: float = option(100.0, "convergence runs: time units after the developed state",
+                            gt=0.0, le=1e4)
     smoke: bool = option(False, "seconds-long version on a coarse grid")
     out: str = option("results/rbc_baseline", "output folder")
 
 
 SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "modes": (1,), "actions": 2, "after": 2,
-         "kp": (5.0,), "out": "results/rbc_baseline_smoke"}
+         "t_extra": 1.5, "kp": (5.0,), "out": "results/rbc_baseline_smoke"}
 PERIOD = 1.5
 
 
@@ -132,6 +137,27 @@ def uncontrolled(nx: int, ny: int, dt: float, t_end: float, seeds: list[int],
             "series": series,
             "final": final, "tail_mean": tail_mean, "blown_up": solver.blown_up.tolist(),
             "T_snapshot": fields[:, 2].tolist()}
+
+
+def continued(nx: int, ny: int, dt: float, t_end: float, t_extra: float, grid: tuple[int, int],
+              step: float) -> dict[str, Any]:
+    """The developed seed-0 flow (``nx x ny``, ``dt``, age ``t_end``, from the cache) moved to
+    ``grid`` and run ``t_extra`` more time units with time step ``step``."""
+    import torch
+
+    from plants.rbc.model import RBCParams
+    from plants.rbc.solver import SpectralRBC
+    from plants.rbc.start import developed_state, flow_summary
+
+    torch.set_num_threads(1)
+    state, _ = developed_state(RBCParams(nx=nx, ny=ny, dt=dt), t_end, seed=0, noise=1e-3)
+    params = RBCParams(nx=grid[0], ny=grid[1], dt=step)
+    solver = SpectralRBC(params, batch=1)
+    solver.set_state(state.regrid(params.ny, params.nx // 2))
+    solver.step(round(t_extra / step))
+    final = {k: v[0] for k, v in flow_summary(solver).items()}
+    return {"grid": list(grid), "dt": step, "t": float(solver.time[0]), "final": final,
+            "blown_up": bool(solver.blown_up[0])}
 
 
 def control_run(controller: str, options: dict[str, Any], plant_opts: dict[str, Any],
@@ -230,14 +256,16 @@ def _markdown(unc: dict[str, Any], modes: dict[str, Any] | None, conv: dict[str,
                          f"{g['nu_top'][j]:.4f} / {g['nu_volume'][j]:.4f} | "
                          f"{g['nu_probe'][j]:.4f} |")
     if conv:
-        lines += ["", "## Convergence (seed 0)", "",
+        lines += ["", f"## Convergence: seed 0 developed to t = {conv['t_end']:g}, then "
+                  f"{conv['t_extra']:g} more", "",
                   "| run | rolls | physical Nu | probe Nu | change vs base (phys / probe) |",
                   "|---|---:|---:|---:|---|"]
         base = conv["runs"]["base"]
         for name, r in conv["runs"].items():
             d1 = (r["nu_bottom"] - base["nu_bottom"]) / base["nu_bottom"]
             d2 = (r["nu_probe"] - base["nu_probe"]) / base["nu_probe"]
-            lines.append(f"| {name} | {r['rolls']} | {r['nu_bottom']:.5f} | "
+            lines.append(f"| {name} ({r['grid'][0]} x {r['grid'][1]}, dt {r['dt']:g}) | "
+                         f"{r['rolls']} | {r['nu_bottom']:.5f} | "
                          f"{r['nu_probe']:.5f} | {100 * d1:+.3f} % / {100 * d2:+.3f} % |")
     lines += ["", f"## Control from the developed start ({args.actions} actions, then "
               f"{args.after} of zero heating)", "",
@@ -263,20 +291,15 @@ def run(args: Args) -> int:
         args.nx, args.ny, args.dt, args.t_end, [], args.modes)) if args.modes else None
     conv: dict[str, Any] | None = None
     if args.convergence:
-        runs = {"base": (args.nx, args.ny, args.dt),
-                "dt/2": (args.nx, args.ny, args.dt / 2),
-                "grid x1.5": (3 * args.nx // 2 + (3 * args.nx // 2) % 2, 3 * args.ny // 2,
-                              args.dt)}
-        conv = {"runs": {}}
-        for name, (nx, ny, dt) in runs.items():
-            key = "conv_" + name.replace("/", "_").replace(" ", "_").replace(".", "_")
-            if name == "base":
-                r = {k: v[0] for k, v in unc["final"].items()}
-            else:
-                res = _cell(out, key, lambda nx=nx, ny=ny, dt=dt: uncontrolled(
-                    nx, ny, dt, args.t_end, [0]))
-                r = {k: v[0] for k, v in res["final"].items()}
-            conv["runs"][name] = {**r, "grid": [nx, ny], "dt": dt}
+        fine = (3 * args.nx // 2 + (3 * args.nx // 2) % 2, 3 * args.ny // 2)
+        runs = {"base": ((args.nx, args.ny), args.dt), "dt/2": ((args.nx, args.ny), args.dt / 2),
+                "grid x1.5": (fine, args.dt)}
+        conv = {"t_end": args.t_end, "t_extra": args.t_extra, "runs": {}}
+        for name, (grid, step) in runs.items():
+            key = "continued_" + name.replace("/", "_").replace(" ", "_").replace(".", "_")
+            res = _cell(out, key, lambda grid=grid, step=step: continued(
+                args.nx, args.ny, args.dt, args.t_end, args.t_extra, grid, step))
+            conv["runs"][name] = {**res["final"], "grid": res["grid"], "dt": res["dt"]}
     plant_opts: dict[str, Any] = {"nx": args.nx, "ny": args.ny, "dt": args.dt,
                                   "start_time": args.t_end}
     ctrl: dict[str, dict[str, Any]] = {}

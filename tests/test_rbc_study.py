@@ -25,7 +25,7 @@ def test_smoke_study_writes_its_tables_and_reuses_finished_cells(tmp_path, monke
         assert (out / png).stat().st_size > 0
     capsys.readouterr()
     assert study.main(["--smoke", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("done before, skipped") == 6
+    assert capsys.readouterr().out.count("done before, skipped") == 7
 
 
 def test_full_settings_are_the_papers(capsys):

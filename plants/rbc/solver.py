@@ -105,6 +105,20 @@ class FlowState:
         return FlowState(self.psi[idx].copy(), self.mean_u[idx].copy(), self.temp[idx].copy(),
                          self.time[idx].copy())
 
+    def regrid(self, ny: int, n_modes: int) -> FlowState:
+        """The same flows on another grid: Chebyshev interpolation in y onto ``ny``
+        Gauss–Lobatto points, Fourier modes truncated or zero-padded to ``n_modes``."""
+        rows = cheb_interp_matrix(self.psi.shape[1], cheb_points(ny))
+
+        def modes(a: NDArray[np.complex128]) -> NDArray[np.complex128]:
+            out = np.zeros((a.shape[0], ny, n_modes), dtype=np.complex128)
+            k = min(n_modes, a.shape[2])
+            out[:, :, :k] = np.einsum("ij,bjk->bik", rows, a[:, :, :k])
+            return out
+
+        return FlowState(modes(self.psi), np.einsum("ij,bj->bi", rows, self.mean_u),
+                         modes(self.temp), self.time.copy())
+
     @staticmethod
     def stack(states: list[FlowState]) -> FlowState:
         """States concatenated along the batch axis."""
