@@ -9,6 +9,7 @@ import os
 import signal
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -270,7 +271,8 @@ def test_damaged_and_foreign_records_are_named_with_what_happens_to_them(tmp_pat
 
 
 def test_default_warnings_are_runtime_warnings(tmp_path):
-    # (which frame they name, stacklevel=3, is not pinned: mutmut's trampoline adds frames)
+    # which frame they name (stacklevel=3: the caller of run_study) is not pinned exactly, as
+    # mutmut's trampoline adds frames; only that it is not the warning helper's own line
     run_study(small(), tmp_path)
     (tmp_path / "records" / "broken.json").write_text("{")
     with warnings.catch_warnings(record=True) as caught:
@@ -279,6 +281,7 @@ def test_default_warnings_are_runtime_warnings(tmp_path):
     (w,) = [w for w in caught if "broken.json" in str(w.message)]
     assert w.category is RuntimeWarning
     assert str(w.message).endswith("; moved to quarantine/, the run will be redone")
+    assert not Path(w.filename).as_posix().endswith("ctrlbench/study.py")
 
 
 # --- in process or in a pool -------------------------------------------------------------------
