@@ -31,6 +31,11 @@ def register() -> None:
         requires=Requires(box_action=True, n_inputs=10),
         description="PD per heated segment on its local probe temperature (Rayleigh-Benard)")
     CONTROLLERS.register(
+        "rbc-mode", "controllers.rbc_pd:make_rbc_mode",
+        options="controllers.rbc_pd:RBCModeOptions",
+        requires=Requires(box_action=True, n_inputs=10),
+        description="Open-loop heating A cos(m x + phase) on the 10 segments (Rayleigh-Benard)")
+    CONTROLLERS.register(
         "zero", "controllers.trivial:make_zero",
         description="Constant action: zero, or the bound nearest zero (open loop)")
     CONTROLLERS.register("lstmc", "controllers.lstmc:make_lstmc", options="controllers.lstmc:LSTMcOptions", requires=Requires(references=True, box_action=True, n_inputs=1, model_names=("dextrose_crystallization",)), description="LSTM on a window of past states and set-point errors (trained; --set path=)")  # noqa: E501

@@ -1,4 +1,10 @@
-"""A proportional-derivative law on the local probe temperature, per heated segment (RBC).
+"""Classical baselines for Rayleigh–Bénard control: a per-segment PD law and open-loop forcing.
+
+``"rbc-pd"``: a proportional-derivative law on the local probe temperature, per heated segment.
+``"rbc-mode"``: open-loop heating shaped as one Fourier mode, ``a_i = A cos(m x_i + phase)`` at
+the segment centres ``x_i`` for ``duration`` actions, zero afterwards: it imposes ``2 m``
+convection rolls, and shows whether the flow keeps them once the heating stops (the persistence
+Vignon et al. report for their MARL-controlled single cell).
 
 The classical baseline of Rayleigh–Bénard control (e.g. Markmann et al. 2025 compare PPO with
 PD control): segment ``i`` reads the mean temperature ``T_i`` of the lowest probe row over its
@@ -25,7 +31,8 @@ from ctrlbench.controller import FeedbackController
 from ctrlbench.options import Options, option
 from ctrlbench.plant import plant_dt, signals_of
 
-__all__ = ["RBCPDOptions", "SegmentPD", "make_rbc_pd"]
+__all__ = ["ModeForcing", "RBCModeOptions", "RBCPDOptions", "SegmentPD", "make_rbc_mode",
+           "make_rbc_pd"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +98,43 @@ def make_rbc_pd(plant: Any, options: RBCPDOptions | None = None) -> SegmentPD:
                 "observe")
         columns.append(np.array([names.index(w) for w in wanted]))
     return SegmentPD(plant_dt(plant), columns, opts.kp, opts.kd)
+
+
+@dataclass(frozen=True)
+class RBCModeOptions(Options):
+    """Options of the ``"rbc-mode"`` controller."""
+
+    label = "controller 'rbc-mode'"
+    m: int = option(1, "Fourier mode of the heating (2 m rolls)", ge=1, le=5)
+    amplitude: float = option(1.0, "action amplitude", ge=0.0, le=1.0)
+    phase: float = option(0.0, "phase [rad]", ge=-10.0, le=10.0)
+    duration: int = option(0, "actions with heating, then zero (0: always)", ge=0,
+                           le=1_000_000)
+
+
+class ModeForcing(FeedbackController):
+    """Open-loop ``A cos(m x_i + phase)`` on the 10 segments (see the module docstring)."""
+
+    def __init__(self, dt: float, opts: RBCModeOptions) -> None:
+        super().__init__(dt)
+        centres = 2.0 * np.pi * (np.arange(10) + 0.5) / 10
+        self.profile = opts.amplitude * np.cos(opts.m * centres + opts.phase)
+        self.duration = opts.duration
+        self._k = 0
+
+    def reset(self) -> None:
+        """Restart the heating period."""
+        self._k = 0
+
+    def compute(self, observation: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The profile during the heating period, zero after it."""
+        self._k += 1
+        on = self.duration == 0 or self._k <= self.duration
+        out: NDArray[np.float64] = self.profile.copy() if on else np.zeros(10)
+        return out
+
+
+def make_rbc_mode(plant: Any, options: RBCModeOptions | None = None) -> ModeForcing:
+    """Open-loop mode forcing for ``ctrlbench/RBC-v0`` (registry name ``"rbc-mode"``)."""
+    make_rbc_pd(plant)                       # the same applicability check
+    return ModeForcing(plant_dt(plant), options or RBCModeOptions())

@@ -13,8 +13,9 @@ Three parts, each a resumable cell written atomically to ``results/rbc_baseline/
    numbers. (Starting the finer grid from the random start instead would draw different noise
    and may land in another roll state.)
 3. **control**: from the cached developed start (``ctrlbench/RBC-v0``, the authors' episode),
-   200 actions of each controller (``zero``: uncontrolled; ``rbc-pd`` at ``kp`` values), then
-   ``after`` more actions of zero heating (does the controlled state persist?).
+   200 actions of each controller (``zero``: uncontrolled; ``rbc-pd`` at ``kp`` values;
+   ``rbc-mode``: open-loop ``cos(m x)`` heating for the first 100 actions), then ``after`` more
+   actions of zero heating (does the controlled state persist?).
 
 Figures: Nusselt numbers over time, temperature snapshots. ``results.json`` / ``results.md``
 carry the provenance. ``--smoke`` runs a coarse grid for seconds (the tests run it).
@@ -61,6 +62,8 @@ class Args(Options):
     after: int = option(100, "zero-heating actions after each control run", ge=0,
                         le=10_000)
     kp: tuple[float, ...] = option((5.0, -5.0), "PD gains tried", ge=-1e3, le=1e3)
+    force: tuple[int, ...] = option((1,), "open-loop mode forcings tried (rbc-mode m, on for "
+                                    "the first half of the actions)", ge=1, le=5)
     convergence: bool = option(True, "run the dt / resolution convergence part")
     t_extra: float = option(100.0, "convergence runs: time units after the developed state",
                             gt=0.0, le=1e4)
@@ -69,7 +72,7 @@ class Args(Options):
 
 
 SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "modes": (1,), "actions": 2, "after": 2,
-         "t_extra": 1.5, "kp": (5.0,), "out": "results/rbc_baseline_smoke"}
+         "t_extra": 1.5, "kp": (5.0,), "force": (1,), "out": "results/rbc_baseline_smoke"}
 PERIOD = 1.5
 
 
@@ -305,8 +308,10 @@ def run(args: Args) -> int:
     ctrl: dict[str, dict[str, Any]] = {}
     specs: list[tuple[str, str, dict[str, Any]]] = [("zero", "zero", {})]
     specs += [(f"rbc-pd kp={kp:g}", "rbc-pd", {"kp": kp}) for kp in args.kp]
+    specs += [(f"rbc-mode m={m} (first {args.actions // 2})", "rbc-mode",
+               {"m": m, "duration": max(1, args.actions // 2)}) for m in args.force]
     for name, controller, options in specs:
-        key = "control_" + name.replace(" ", "_").replace("=", "").replace("-", "m")
+        key = "control_" + "".join(c if c.isalnum() else "_" for c in name)
         ctrl[name] = _cell(out, key, lambda c=controller, o=options: control_run(
             c, o, plant_opts, args.actions, args.after))
     _figures(out, unc, ctrl)

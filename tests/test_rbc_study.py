@@ -18,14 +18,14 @@ def test_smoke_study_writes_its_tables_and_reuses_finished_cells(tmp_path, monke
     assert study.main(["--smoke", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["convergence"]["runs"]) == {"base", "dt/2", "grid x1.5"}
-    assert set(res["control"]) == {"zero", "rbc-pd kp=5"}
+    assert set(res["control"]) == {"zero", "rbc-pd kp=5", "rbc-mode m=1 (first 1)"}
     assert len(res["uncontrolled"]["final"]["rolls"]) == 2
     assert res["provenance"]["git_commit"]
     for png in ("uncontrolled_nu.png", "control_nu.png", "temperature.png"):
         assert (out / png).stat().st_size > 0
     capsys.readouterr()
     assert study.main(["--smoke", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("done before, skipped") == 7
+    assert capsys.readouterr().out.count("done before, skipped") == 8
 
 
 def test_full_settings_are_the_papers(capsys):

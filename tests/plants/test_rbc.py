@@ -220,3 +220,24 @@ def test_regrid_interpolates_exactly_and_round_trips() -> None:
     y = np.array([0.37, -0.81])
     xs = np.array([0.3, 2.2])
     np.testing.assert_allclose(big.fields(x=xs, y=y), s.fields(x=xs, y=y), atol=1e-12)
+
+
+def test_segment_controllers_by_hand() -> None:
+    from ctrlbench.registry import make_controller
+    from plants.rbc.model import agent_columns
+
+    env = make_plant("ctrlbench/RBC-v0", **SMOKE)
+    pd = make_controller("rbc-pd", env, kp=2.0, kd=0.5)
+    obs = np.zeros(768)
+    obs[512 + 7 * 32 + agent_columns(0)] = 0.1          # segment 0 sees +0.1 on the bottom row
+    first = pd.compute(obs)
+    dev = np.full(10, -0.01)
+    dev[0] = 0.09
+    np.testing.assert_allclose(first, -2.0 * dev, atol=1e-12)   # no derivative on step 1
+    second = pd.compute(np.zeros(768))
+    np.testing.assert_allclose(second, np.clip(-0.5 * (0 - dev) / env.unwrapped.dt, -1, 1))
+    mode = make_controller("rbc-mode", env, m=2, amplitude=0.5, duration=2)
+    x = 2 * np.pi * (np.arange(10) + 0.5) / 10
+    np.testing.assert_allclose(mode.compute(obs), 0.5 * np.cos(2 * x))
+    mode.compute(obs)
+    assert not mode.compute(obs).any()                   # heating over after 2 actions
