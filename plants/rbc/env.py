@@ -34,7 +34,7 @@ REWARD_OFFSET = 2.6726
 """The authors' reward offset (their uncontrolled probe Nusselt number)."""
 GLOBAL_WEIGHT = 0.9985
 """Weight of the global probe Nusselt number in an agent's reward (local: 1 - this)."""
-VELOCITY_BOUND = 50.0
+VELOCITY_BOUND = 10.0
 """Observation bound of the velocities (the solver flags a blow-up beyond it)."""
 
 
@@ -87,8 +87,8 @@ class RBC(Plant):
 
     | # | signal | unit | bounds | meaning |
     |---|---|---|---|---|
-    | 0-255 | ``ux_r_c`` | 1 | [-50, 50] | horizontal velocity on the 8 x 32 probes |
-    | 256-511 | ``uy_r_c`` | 1 | [-50, 50] | vertical velocity |
+    | 0-255 | ``ux_r_c`` | 1 | [-10, 10] | horizontal velocity on the 8 x 32 probes |
+    | 256-511 | ``uy_r_c`` | 1 | [-10, 10] | vertical velocity |
     | 512-767 | ``T_r_c`` | 1 | [0, 4] | temperature |
 
     Probe rows are rows 0, 8, .., 56 of the 64 Gauss–Chebyshev points (top first), columns
@@ -114,7 +114,7 @@ class RBC(Plant):
     ``"conduction"``: the conductive state plus noise.
 
     ## Episode end
-    The registered id truncates after 200 actions. A flow that blows up (a velocity above 50 or
+    The registered id truncates after 200 actions. A flow that blows up (a velocity above 10 or
     not finite) terminates with ``info["blown_up"]``; observations stay finite.
     ``info``: ``nu_probe``, ``nu_local`` (10), ``nu_physical`` (mean of the wall values),
     ``nu_bottom``, ``nu_top``, ``rolls``, ``time``, ``blown_up``.

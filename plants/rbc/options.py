@@ -20,7 +20,8 @@ class RBCOptions(Options):
     pr: float = option(0.7, "Prandtl number", gt=0.0, le=100.0)
     nx: int = option(96, "Fourier points in x (even)", ge=8, le=512)
     ny: int = option(64, "Chebyshev points in y, walls included", ge=8, le=256)
-    dt: float = option(0.05, "solver time step [free-fall units]", gt=0.0, le=0.5)
+    dt: float = option(0.05, "solver time step [free-fall units]; 96+ Chebyshev points "
+                       "need 0.025", gt=0.0, le=0.5)
     action_period: float = option(1.5, "time one action lasts [free-fall units]; a multiple "
                                   "of dt", gt=0.0, le=100.0)
     start: str = option("developed", "episode start: the cached developed uncontrolled flow, "
