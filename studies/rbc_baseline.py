@@ -231,7 +231,7 @@ def _figures(out: Path, unc: dict[str, Any], ctrl: dict[str, dict[str, Any]]) ->
     snaps = [("uncontrolled seed " + str(s), np.asarray(unc["T_snapshot"][j]))
              for j, s in enumerate(unc["seeds"][:2])]
     snaps += [(name, np.asarray(rec["T_snapshot"])) for name, rec in ctrl.items()]
-    fig, axes = plt.subplots(len(snaps), 1, figsize=(6, 1.9 * len(snaps)))
+    fig, axes = plt.subplots(len(snaps), 1, figsize=(6, 1.9 * len(snaps)), constrained_layout=True)
     for ax, (name, field) in zip(np.atleast_1d(axes), snaps):
         ax.imshow(field, extent=(0, 2 * np.pi, -1, 1), cmap="coolwarm", vmin=1.0, vmax=2.0,
                   aspect="auto")
