@@ -3,7 +3,8 @@
 :class:`Simulation` owns ``batch`` flows: it loads starts, applies segment temperatures, advances
 one action period and measures probes, Nusselt numbers and rolls. ``"spectral"`` runs
 :class:`~plants.rbc.solver.SpectralRBC` (any batch, CPU or GPU); ``"fem"`` runs the DOLFINx
-worker of :mod:`plants.rbc.fem_backend` (one flow, CPU, the system Python).
+worker of :mod:`plants.rbc.fem_backend` (one flow, CPU, the system Python; it steps with its own
+stable dt, 0.01, through each action period).
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class Simulation:
 
     def advance(self) -> None:
         """One action period."""
-        if self._fem is not None:
-            self._fem.advance(self.opts.steps_per_action)
+        if self._fem is not None:                 # its own (smaller) stable step
+            self._fem.advance(max(1, round(self.opts.action_period / self._fem.dt)))
         else:
             self._solver.step(self.opts.steps_per_action)
 
@@ -117,7 +118,7 @@ class Simulation:
             bottom = np.atleast_1d(np.asarray(nu["bottom"], dtype=np.float64))
             top = np.atleast_1d(np.asarray(nu["top"], dtype=np.float64))
             time = np.atleast_1d(np.asarray(self._fem.time, dtype=np.float64))
-            blown = np.array([not np.all(np.isfinite(probes))])
+            blown = np.array([bool(self._fem.blown_up) or not np.all(np.isfinite(probes))])
             probes = np.nan_to_num(probes)
         else:
             s = self._solver

@@ -241,3 +241,20 @@ def test_segment_controllers_by_hand() -> None:
     np.testing.assert_allclose(mode.compute(obs), 0.5 * np.cos(2 * x))
     mode.compute(obs)
     assert not mode.compute(obs).any()                   # heating over after 2 actions
+
+
+@pytest.mark.slow
+def test_plant_runs_on_the_fem_backend() -> None:
+    from plants.rbc.fem_backend import available
+
+    ok, why = available()
+    if not ok:
+        pytest.skip(why)
+    env = make_plant("ctrlbench/RBC-v0", backend="fem", start="authors", action_period=0.1)
+    try:
+        obs, _ = env.reset(seed=0)
+        obs, _, term, _, info = env.step(np.linspace(-1, 1, 10))
+        assert obs.shape == (768,) and np.all(np.isfinite(obs)) and not term
+        assert info["time"] == pytest.approx(0.1)          # its own dt 0.01, ten steps
+    finally:
+        env.close()
