@@ -56,8 +56,13 @@ class Simulation:
 
             self._fem = FEMBackend(self.params)
         else:
+            import torch
+
             from plants.rbc.solver import SpectralRBC
 
+            if opts.device == "cuda" and not torch.cuda.is_available():
+                raise ValueError("device = 'cuda' but torch sees no CUDA device here; valid: "
+                                 "'cpu' (or a CUDA build of torch on a GPU machine)")
             self._solver = SpectralRBC(self.params, batch=batch, device=opts.device)
         self._start: Any = None
         self._x, self._y = probe_x(), probe_y()

@@ -258,3 +258,23 @@ def test_plant_runs_on_the_fem_backend() -> None:
         assert info["time"] == pytest.approx(0.1)          # its own dt 0.01, ten steps
     finally:
         env.close()
+
+
+def test_cuda_device_without_a_gpu_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="device = 'cuda'"):
+        make_plant("ctrlbench/RBC-v0", device="cuda")
+
+
+@pytest.mark.gpu
+def test_gpu_batch_matches_cpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    p = RBCParams(nx=32, ny=24)
+    cpu, gpu = SpectralRBC(p, batch=3), SpectralRBC(p, batch=3, device="cuda")
+    cpu.authors_start(noise=0.05, seed=1)
+    gpu.set_state(cpu.get_state())
+    cpu.step(50)
+    gpu.step(50)
+    np.testing.assert_allclose(gpu.get_state().temp, cpu.get_state().temp, atol=1e-10)
