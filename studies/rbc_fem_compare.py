@@ -15,7 +15,8 @@ compared.
 Writes ``results/rbc_fem_compare/results.json`` (atomically) and prints a table. Needs DOLFINx
 (``make fem``). Measured (one core, 2-core machine shared with other jobs): spectral 96 x 64 to
 t = 400 in 116 s, Nu 4.9327, 4 rolls; FEM 64 x 32 cells (Q2: 129 x 65 nodes), dt 0.01, steady
-at t = 200 in 715 s (35 ms/step loaded, ~11 ms/step idle), Nu 4.9275, 4 rolls: -0.11 %::
+at t = 200 in 715 s (35 ms/step loaded, ~11 ms/step idle), Nu 4.9275, 4 rolls: -0.11 %;
+48 x 24 cells: steady at t = 240 in 406 s, Nu 4.9266, 4 rolls: -0.12 %::
 
     OMP_NUM_THREADS=1 .venv/bin/python studies/rbc_fem_compare.py
     OMP_NUM_THREADS=1 .venv/bin/python studies/rbc_fem_compare.py --nx-cells 16 --ny-cells 8 \\

@@ -157,7 +157,7 @@ class Boussinesq:
 
         # functions: history and extrapolations
         W, Q = self.W, self.Q
-        self.w_n, self.w_nm1, self.w_new = fem.Function(W), fem.Function(W), fem.Function(W)
+        self.w_n, self.w_nm1 = fem.Function(W), fem.Function(W)
         self.t_n, self.t_nm1, self.t_new = fem.Function(Q), fem.Function(Q), fem.Function(Q)
         self.w_star, self.t_star = fem.Function(W), fem.Function(Q)
         self.u_out = fem.Function(self.V)
