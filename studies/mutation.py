@@ -54,12 +54,21 @@ MODULES: dict[str, list[str]] = {
     "plants/nmes/model.py": ["tests/plants/test_nmes.py"],
     "plants/crystallization/model.py": ["tests/plants/test_crystallization.py"],
     "plants/laser/model.py": ["tests/plants/test_laser.py"],
+    "controllers/nmes_pid.py": ["tests/controllers/test_nmes_pid.py"],
+    "controllers/crystal_pi.py": ["tests/controllers/test_crystal_pi.py"],
+    "controllers/rise.py": ["tests/controllers/test_rise.py"],
 }
 
 # Extra pytest arguments for every run of a module (after the default addopts): the entropy
 # module's pinned gradient test is marked slow (its first checkpointed forward costs ~2 s, too much
 # for the default suite), so its runs select "not gpu" instead of "not slow and not gpu".
-EXTRA_ARGS: dict[str, list[str]] = {"llm_rl/entropy.py": ["-m", "not gpu"]}
+# ctrlbench/study.py's pinned pool test (two worker processes, ~1 s) is slow too; its runs select
+# it but still leave out the 5 s SIGKILL test, which kills no mutant the others leave.
+EXTRA_ARGS: dict[str, list[str]] = {
+    "llm_rl/entropy.py": ["-m", "not gpu"],
+    "ctrlbench/study.py": ["-m", "not gpu", "-k",
+                           "not test_sigkill_halfway_then_rerun_records_every_run_once"],
+}
 
 # Mutants no test can kill, with the reason. A key ending in "_" matches every mutant whose name
 # starts with it (all mutants of one function). "equivalent": no input distinguishes the mutant
@@ -69,6 +78,9 @@ _NO_CUDA = "differs only on a CUDA device (device= argument; CPU is the default 
 _TRITON = "Triton kernel path: runs only with triton and a CUDA device (tests marked gpu)"
 _DIM = ("rows are always 2-D (reshaped to (-1, V)) and t, y 1-D, so dim/axis +1 == -1")
 _NAN = 'float("NAN") is float("nan")'
+_PLAIN = ("default=jsonable dropped: a StudySpec holds only plain JSON values (StudySpec checks "
+          "them, numpy scalars become Python numbers; tuples dump as lists), and spec.json read "
+          "back is JSON, so the fallback is never called")
 _F64 = ("dtype=float dropped on one operand: every use meets a float64 operand (state, other "
         "gain, weight) first, so numeric input (bool/int/float16-64) gives the same float64 "
         "result")
@@ -133,6 +145,171 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
        for i in (21, 23)},
     **{f"controllers.motor_pi.xǁPMSMCurrentPIǁcompute__mutmut_{i}":
        ("equivalent", "PID.update returns a float64 array here (vector PID)") for i in (15, 17)},
+    **{f"ctrlbench.study.x_{f}__mutmut_{i}": ("equivalent", _PLAIN)
+       for f, i in (("_canonical", 3), ("_canonical", 6), ("_spec_json", 3), ("_spec_json", 5),
+                    ("run_study", 45), ("run_study", 48))},
+    "ctrlbench.study.x__claim__mutmut_3":
+        ("equivalent", "claim_folder only tests resume for truth: None acts as False"),
+    "ctrlbench.study.x__claim__mutmut_23":
+        ("equivalent", "encoding=None is the locale's, UTF-8 here (PEP 538/540), and the "
+                       "spec.json a study writes is ASCII (json.dumps escapes the rest)"),
+    "ctrlbench.study.x__claim__mutmut_25":
+        ("equivalent", "codec names are case-insensitive: 'UTF-8' is 'utf-8'"),
+    **{f"ctrlbench.study.x__tidy__mutmut_{i}":
+       ("equivalent", "missing_ok only matters if the file vanishes between glob and unlink; "
+                      "the study holds the folder's lock, nothing else removes it")
+       for i in (20, 21)},
+    "ctrlbench.study.x_execute_run__mutmut_7":
+        ("equivalent", "plant = '' when make_plant raises: ''.close() raises AttributeError, "
+                       "which the finally block swallows like any close error"),
+    "plants.nmes.model.x_passive_equilibrium__mutmut_13":
+        ("equivalent", "rtol left at brentq's default 4 eps instead of 1e-14: tighter; the root "
+                       "moves by at most 2 ulp (2.4e-15 rad over 300 random patients, the "
+                       "original's own error 3.4e-15), inside the 1e-14 it promises"),
+    "plants.nmes.model.x_passive_equilibrium__mutmut_15":
+        ("equivalent", "brentq on -f instead of f: Brent's method uses only sign tests and ratios "
+                       "of f values, so the iterates are the same (bit-identical, 300 random "
+                       "patients)"),
+    "plants.nmes.model.x_passive_equilibrium__mutmut_20":
+        ("equivalent", "bracket from -2 pi instead of -pi/2: the residual keeps its sign change "
+                       "and the root is the same to 1e-16 rad (other iterates), inside xtol"),
+    "plants.crystallization.model.x__vanleer__mutmut_26":
+        ("equivalent", "s only guards a 0/0 where a, b differ in sign: ra and rb are set to 0 "
+                       "there whatever s is"),
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁ__init____mutmut_{i}":
+       ("equivalent", "float zeros in the COO row array: the indices are small exact integers, "
+                      "which scipy casts back; the same pattern and permutation")
+       for i in (27, 29)},
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁ__init____mutmut_{i}":
+       ("equivalent", "the pattern's shape, left to scipy, is inferred from its largest "
+                      "indices (n, n), i.e. (n + 1, n + 1)") for i in (55, 57)},
+    "plants.crystallization.model.xǁPopulationBalanceǁ__init____mutmut_66":
+        ("equivalent", "an empty extra row in the pattern matrix: its CSC indices and indptr "
+                       "(per column), all that is kept, are the same"),
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁ_kinetics__mutmut_{i}":
+       ("equivalent", "dG/dc, dB/dc at S <= 1 are never read: rhs and jacobian return zero "
+                      "when G = B = 0") for i in (20, 21)},
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁjacobian__mutmut_{i}":
+       ("equivalent", "the padding value is never read (wm_p[0], w0_p[0] and wp_p[n] fall "
+                      "outside every slice taken)") for i in (23, 28, 31)},
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁjacobian__mutmut_{i}":
+       ("equivalent", "slice end past the array's end (length n + 1): numpy clips it, the same "
+                      "slice") for i in (47, 53)},
+    "plants.crystallization.model.xǁPopulationBalanceǁjacobian__mutmut_60":
+        ("equivalent", "b >= 0 with m_t > 0: at b = 0 the product (b * b_exp / m_t) ... is 0, "
+                       "the zeros of the else branch"),
+    "plants.crystallization.model.xǁPopulationBalanceǁjacobian__mutmut_78":
+        ("equivalent", "sup1[0] is -G/h wp[0] = 0 before it (face 0 is first order: wp[0] = 0), "
+                       "so = and += agree"),
+    "plants.crystallization.model.xǁPopulationBalanceǁjacobian__mutmut_112":
+        ("equivalent", "dface_d3 is zeros before this first update: = and += agree"),
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁjacobian__mutmut_{i}":
+       ("equivalent", "the shape left to scipy is inferred from the largest indices: "
+                      "(n + 1, n + 1)") for i in (152, 154)},
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁ_odeint__mutmut_{i}":
+       ("equivalent", "odeint returns a float64 array: asarray(..., dtype=None) is the same")
+       for i in (42, 44)},
+    "plants.crystallization.model.xǁPopulationBalanceǁ_odeint__mutmut_45":
+        ("equivalent", "odeint is asked for two times [t0, t0 + duration]: ys[1] is ys[-1]"),
+    **{f"plants.crystallization.model.xǁPopulationBalanceǁadvance__mutmut_{i}":
+       ("equivalent", "t_eval=None and dense_output=False are solve_ivp's defaults; dense "
+                      "output only adds an interpolant, the steps and y(t_end) are the same")
+       for i in (78, 86, 87, 89)},
+    "plants.crystallization.model.x_simulate_open_loop__mutmut_11":
+        ("equivalent", "numpy (2.x) takes any negative size in reshape as the unknown one: "
+                       "reshape(-2) is reshape(-1)"),
+    **{f"plants.crystallization.model.x_simulate_open_loop__mutmut_{i}":
+       ("equivalent", "np.arange of ints times the float dt is float64 with the same values")
+       for i in (109, 111)},
+    "plants.crystallization.model.xǁSizeGridǁ__post_init____mutmut_9":
+        ("equivalent", "isinstance(n, bool) and not isinstance(n, int) is never true (bool is "
+                       "an int), and a bool n_cells (0 or 1) fails n_cells < 10 anyway"),
+    **{f"plants.laser.model.xǁPulseModelǁ{f}__mutmut_{i}":
+       ("equivalent", "torch.fft's default dim is -1") for f, i in
+       (("_intensity", 14), ("output_field", 29), ("output_field", 60))},
+    **{f"plants.laser.model.xǁPulseModelǁ{f}__mutmut_{i}":
+       ("equivalent", "scipy.fft's default axis is -1") for f, i in
+       (("_intensity", 34), ("output_field", 88), ("output_field", 129))},
+    **{f"plants.laser.model.xǁPulseModelǁ{f}__mutmut_{i}":
+       ("equivalent", "overwrite_x only lets scipy reuse the input's memory: the input (the "
+                      "twiddled temporary, e_nu, e_t) is not read afterwards and the recorded "
+                      "stages are copies; keep feeds nothing else") for f, i in
+       (("_intensity", 32), ("_intensity", 35), ("_intensity", 38), ("output_field", 66),
+        ("output_field", 67), ("output_field", 86), ("output_field", 90), ("output_field", 95),
+        ("output_field", 127), ("output_field", 131), ("output_field", 136))},
+    "plants.laser.model.xǁPulseModelǁoutput_field__mutmut_105":
+        ("equivalent", "SPM uses I / max I: a constant factor on I cancels"),
+    "plants.laser.model.xǁPulseModelǁforward__mutmut_44":
+        ("equivalent", "numpy (2.x) takes any negative size in reshape as the unknown one"),
+    "plants.laser.model.xǁPulseModelǁforward__mutmut_59":
+        ("equivalent", "chunk step 1: the overlapping chunks recompute the same pulses (CHUNK "
+                       "only sizes the work for the cache)"),
+    "plants.laser.model.xǁPulseModelǁforward__mutmut_74":
+        ("equivalent", "the chunk's intensity is 2-D (chunk, n_time): axis +1 is -1"),
+    **{f"plants.laser.model.xǁPulseModelǁ{f}__mutmut_{i}":
+       ("equivalent", "dtype=float64 dropped: int or float32 settings meet float64 constants "
+                      "(the phase powers, the bounds) and convert exactly, the same float64 "
+                      "phase") for f, i in
+       (("forward", 6), ("forward", 8), ("forward_normalized", 6), ("forward_normalized", 8),
+        ("linear_compensation", 2), ("linear_compensation", 4))},
+    "plants.laser.model.x_fwhm__mutmut_48":
+        ("equivalent", "any negative fill is below every index for amax"),
+    **{f"plants.laser.model.x_fwhm__mutmut_{i}": ("cpu", _NO_CUDA) for i in (19, 21)},
+    **{f"plants.laser.model.xǁPulseModelǁ_const__mutmut_{i}": ("cpu", _NO_CUDA) for i in (22, 25)},
+    **{f"plants.laser.model.x__safe_div__mutmut_{i}":
+       ("equivalent", "the inner fill only avoids a division by 0; the outer where discards it")
+       for i in (18, 33)},
+    **{f"controllers.nmes_pid.x_design_nmes_pid__mutmut_{i}":
+       ("equivalent", "only the activation (M_a) or angular-velocity entry of the linearization "
+                      "point, or the pulse u0, changes: the dynamics are affine in omega, M_a and "
+                      "P, and the gains read only a[1,0], a[1,1], a[1,2] (fitness 1 kept), a[2,2], "
+                      "b[2,0], which do not depend on them (central differences: same to "
+                      "rounding)") for i in (3, 11, 13, 15, 17, 19, 20)},
+    "controllers.rise.xǁRISEǁ__init____mutmut_28":
+        ("equivalent", "__init__ ends with reset(), which sets last_info = {}"),
+    **{f"controllers.rise.xǁRISEǁreset__mutmut_{i}":
+       ("equivalent", "the first update after reset skips the derivative and sets _e1_prev "
+                      "before it is read") for i in (2, 3)},
+    **{f"controllers.rise.xǁRISEǁupdate__mutmut_{i}":
+       ("equivalent", "clamped is only tested for its sign and truth: +-2 acts as +-1")
+       for i in (57, 75)},
+    **{f"controllers.crystal_pi.xǁCrystalPIǁ__init____mutmut_{i}":
+       ("equivalent", "the PID's limits at construction are never used: compute sets "
+                      "pid.u_min and pid.u_max before every reset and update")
+       for i in (9, 10, 14, 15)},
+    "controllers.crystal_pi.x_identify_step_response__mutmut_4":
+        ("equivalent", "t_step 7201 s: round(7201 / 600) = 12, the step index of 7200 s (t_step "
+                       "is used only through it)"),
+    "controllers.crystal_pi.x_identify_step_response__mutmut_10":
+        ("equivalent", "round(t / 601) = round(t / 600) for every multiple t of 600 s below 300 "
+                       "periods (the batch has 144)"),
+    "controllers.nmes_pid.x_design_nmes_pid__mutmut_31":
+        ("equivalent", "w_n enters the gains only through zeta w_n = -a[1,1] / 2 (lambda_c = "
+                       "gain_margin J / B): any w_n cancels"),
+    **{f"controllers.nmes_pid.xǁNMESPIDǁ{f}__mutmut_{i}":
+       ("equivalent", "_started is only tested for truth: None acts as False")
+       for f, i in (("__init__", 26), ("reset", 1))},
+    "controllers.crystal_pi.x__start_index__mutmut_5":
+        ("equivalent", "a tracking signal's name is replaced only so that it cannot match "
+                       "'T_j_applied': any other placeholder does the same"),
+    **{f"controllers.crystal_pi.x_identify_step_response__mutmut_{i}":
+       ("equivalent", "both batches run on the same time grid: runs[0].t is runs[1].t")
+       for i in (40, 41)},
+    **{f"controllers.crystal_pi.x_identify_step_response__mutmut_{i}":
+       ("equivalent", "resp - dy is float64 already") for i in (62, 64)},
+    **{f"controllers.crystal_pi.x_identify_step_response__mutmut_{i}":
+       ("equivalent", "the fit's start point or bounds: the least-squares fit converges to the "
+                      "same optimum (a synthetic FOPDT recovered to 1e-11 or better from each, "
+                      "two grades); no data tried tells them apart")
+       for i in (72, 73, 74, 75, 76, 77, 79, 80, 81, 82)},
+    "plants.laser.model.x__safe_div__mutmut_4":
+        ("cpu", "numpy's where on a torch tensor works on CPU tensors only (the values are the "
+                "same and torch arithmetic makes the width a tensor again)"),
+    "plants.laser.model.x_fwhm__mutmut_122":
+        ("equivalent", "numpy >= 2.3: take_along_axis's default axis is -1"),
+    **{f"plants.laser.model.xǁPulseModelǁ__init____mutmut_{i}":
+       ("equivalent", "the (-1)^k window shift negated (or divided by, as it is +-1): a global "
+                      "factor -1 on the field, which |e|^2 drops") for i in (120, 121, 130)},
     "ctrlbench.metrics.x_summary__mutmut_7":
         ("equivalent", "a 0-step trajectory has one time sample: time[-1] - time[0] = 0"),
 }
@@ -251,17 +428,17 @@ def run_module(module: str, max_children: int, keep: bool, timeout: float) -> di
 
 def _markdown(report: dict[str, Any]) -> str:
     lines = ["# Mutation testing (mutmut)", "",
-             f"mutmut {report['tool_version']}, {report['max_children']} children. killed %: "
-             "of all mutants, and of those left after the equivalent and CUDA-only ones "
-             "(listed below with the reason).", "",
+             f"mutmut {report['tool_version']}; workers: mutmut's --max-children of each "
+             "module's run. killed %: of all mutants, and of those left after the equivalent "
+             "and CUDA-only ones (listed below with the reason).", "",
              "| module | mutants | killed | survived | timeout | equivalent | CUDA-only | other "
-             "| killed % | killed % (adj.) | time (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| killed % | killed % (adj.) | time (s) | workers |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["modules"].values():
         lines.append(f"| `{r['module']}` | {r['mutants']} | {r['killed']} | {r['survived']} | "
                      f"{r['timeout']} | {r['equivalent']} | {r.get('cuda_only', 0)} | "
                      f"{r['other']} | {r['killed_pct']} | {r['killed_pct_non_equivalent']} | "
-                     f"{r['seconds']} |")
+                     f"{r['seconds']} | {r.get('max_children', '?')} |")
     for r in report["modules"].values():
         if r["survivors"] or r["equivalent_mutants"]:
             lines += ["", f"## `{r['module']}`", ""]
