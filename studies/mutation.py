@@ -63,7 +63,7 @@ MODULES: dict[str, list[str]] = {
 # module's pinned gradient test is marked slow (its first checkpointed forward costs ~2 s, too much
 # for the default suite), so its runs select "not gpu" instead of "not slow and not gpu".
 # ctrlbench/study.py's pinned pool test (two worker processes, ~1 s) is slow too; its runs select
-# it but still leave out the 5 s SIGKILL test, which kills no mutant the others leave.
+# it but still leave out the 5 s SIGKILL test (left out before as well: slow-marked).
 EXTRA_ARGS: dict[str, list[str]] = {
     "llm_rl/entropy.py": ["-m", "not gpu"],
     "ctrlbench/study.py": ["-m", "not gpu", "-k",
