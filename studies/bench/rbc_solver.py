@@ -8,7 +8,7 @@ from a developing flow (40 time units after the authors' random start):
 - **batches** of 1, 16 and 64 flows in one call: simulated time units per second, aggregate
   (``batch x steps x dt / wall``), on the CPU and, when one is visible, on the GPU (goal >= 500
   on an H100/H200).
-- **peer, side by side**: with ``--peer-python PATH`` (a separate environment with shenfun; the
+- **peer, side by side**: with ``--peer_python PATH`` (a separate environment with shenfun; the
   install is in ``studies/README.md``) the authors' solver is timed in the same run by
   ``studies/bench/rbc_peer_shenfun.py`` and the ratio printed.
 
