@@ -181,6 +181,7 @@ class SpectralRBC:
         self.blown_up = torch.zeros(batch, dtype=torch.bool, device=self.device)
         self._bottom = torch.zeros(batch, nk, dtype=c128, device=self.device)
         self._bottom[:, 0] = T_BOTTOM_MEAN
+        self._walls_from_bottom()
         self.steps = 0
         self.time = torch.zeros(batch, dtype=f64, device=self.device)
         self._zero_state()
@@ -194,15 +195,16 @@ class SpectralRBC:
         the streamfunction) and ``R = 1/(beta dt) + L``; the boundary rows of ``A`` are
         replaced by the wall conditions and the same rows of the right-hand side carry the wall
         values. ``R x`` is formed from products with the one shared ``D2`` (cheap), so only
-        ``A^-1`` is stored per mode: temperature and streamfunction stacked, ``(2K, ny, ny)``,
-        applied in one batched product.
+        ``A^-1`` is stored per mode: temperature, then the mean flow ``U`` (in mode 0 of the
+        streamfunction block) and the streamfunction, ``(2K, ny, ny)``, applied in one batched
+        product.
         """
         p = self.params
         ny = p.ny
         eye = np.eye(ny)
         f64 = torch.float64
         bc_psi = [0, 1, ny - 2, ny - 1]
-        stacked, mean_inv = [], []
+        stacked = []
         for beta in _BETA:
             a0 = 1.0 / (beta * p.dt)
             ops = np.zeros((2 * len(k), ny, ny))
@@ -211,17 +213,30 @@ class SpectralRBC:
                 a_t = a0 * eye - p.kappa * lap
                 a_t[0], a_t[-1] = eye[0], eye[-1]
                 ops[i] = np.linalg.inv(a_t)
-                if kk == 0.0:
+                if kk == 0.0:                   # the mean flow U: no-slip, no pressure gradient
+                    a_u = a0 * eye - p.nu * d2
+                    a_u[0], a_u[-1] = eye[0], eye[-1]
+                    ops[len(k)] = np.linalg.inv(a_u)
                     continue
                 a_p = (a0 * eye - p.nu * lap) @ lap
                 a_p[0], a_p[1], a_p[-2], a_p[-1] = eye[0], d1[0], d1[-1], eye[-1]
                 ops[len(k) + i] = _stable_inverse(a_p)
-            a_u = a0 * eye - p.nu * d2
-            a_u[0], a_u[-1] = eye[0], eye[-1]
             stacked.append(torch.as_tensor(ops, dtype=f64, device=self.device))
-            mean_inv.append(torch.as_tensor(np.linalg.inv(a_u), dtype=f64, device=self.device))
-        self._ops, self._mean_inv = stacked, mean_inv
+        self._ops = stacked
         self._bc_rows_psi = bc_psi
+        c128 = torch.complex128
+        k2 = k * k
+        self._coef_a = [torch.as_tensor(np.concatenate((1.0 / (b * p.dt) - p.kappa * k2,
+                                                        1.0 / (b * p.dt) - p.nu * k2)),
+                                        dtype=c128, device=self.device) for b in _BETA]
+        self._coef_c = torch.as_tensor(np.concatenate((np.full(len(k), p.kappa),
+                                                       np.full(len(k), p.nu))),
+                                       dtype=c128, device=self.device)
+        mask = np.ones((ny, 2 * len(k)))
+        mask[[0, -1], : len(k)] = 0.0                  # temperature: Dirichlet rows
+        mask[np.ix_(bc_psi, np.arange(len(k), 2 * len(k)))] = 0.0   # psi = dpsi/dy = 0
+        mask[[1, -2], len(k)] = 1.0                    # U: Dirichlet rows only
+        self._row_mask = torch.as_tensor(mask, dtype=f64, device=self.device)
         self._d12 = torch.as_tensor(np.vstack((d1, d2)), dtype=f64, device=self.device)
         self._d2 = torch.as_tensor(d2, dtype=f64, device=self.device)
 
@@ -230,8 +245,7 @@ class SpectralRBC:
         b, ny, nk = self.batch, self.params.ny, self.n_modes
         c128, f64 = torch.complex128, torch.float64
         dev = self.device
-        self.psi = torch.zeros(b, ny, nk, dtype=c128, device=dev)
-        self.mean_u = torch.zeros(b, ny, dtype=f64, device=dev)
+        self._w = torch.zeros(b, ny, nk, dtype=c128, device=dev)   # [U | psi_1 .. psi_K-1]
         self.temp = torch.zeros(b, ny, nk, dtype=c128, device=dev)
 
     def conduction(self, noise: float = 0.0, seed: int | None = None) -> None:
@@ -281,10 +295,20 @@ class SpectralRBC:
             raise ValueError(f"bottom coefficients must have shape ({self.batch}, >= "
                              f"{self.n_modes}), got {tuple(c.shape)}")
         self._bottom = c[:, : self.n_modes].clone()
+        self._walls_from_bottom()
+
+    def _walls_from_bottom(self) -> None:
+        """Wall values in the right-hand side's layout ``[T | lap psi]``: T = 1 on top (mode
+        0), the bottom coefficients below; zero for the streamfunction."""
+        walls = torch.zeros(self.batch, self.params.ny, 2 * self.n_modes,
+                            dtype=torch.complex128, device=self.device)
+        walls[:, 0, 0] = T_TOP
+        walls[:, -1, : self.n_modes] = self._bottom
+        self._walls = walls
 
     def get_state(self) -> FlowState:
         """The current state (numpy copies)."""
-        return FlowState(self.psi.cpu().numpy().copy(), self.mean_u.cpu().numpy().copy(),
+        return FlowState(self.psi.cpu().numpy(), self.mean_u.cpu().numpy().copy(),
                          self.temp.cpu().numpy().copy(), self.time.cpu().numpy().copy())
 
     def set_state(self, state: FlowState, index: Any = None) -> None:
@@ -296,8 +320,9 @@ class SpectralRBC:
                              "states move only between solvers of the same grid")
         sel = slice(None) if index is None else index
         dev = self.device
-        self.psi[sel] = torch.as_tensor(state.psi, device=dev)
-        self.mean_u[sel] = torch.as_tensor(state.mean_u, device=dev)
+        w = torch.as_tensor(state.psi, dtype=torch.complex128, device=dev).clone()
+        w[:, :, 0] = torch.as_tensor(state.mean_u, dtype=torch.complex128, device=dev)
+        self._w[sel] = w
         self.temp[sel] = torch.as_tensor(state.temp, device=dev)
         self.time[sel] = torch.as_tensor(state.time, device=dev)
         self.blown_up[sel] = False
@@ -323,83 +348,84 @@ class SpectralRBC:
         out = torch.bmm(ops, x).reshape(nk, -1, b, 2).permute(2, 1, 0, 3).contiguous()
         return torch.view_as_complex(out)
 
+    @property
+    def psi(self) -> Tensor:
+        """Streamfunction modes ``(batch, ny, K)`` (mode 0 zero: the mean flow is
+        :attr:`mean_u`)."""
+        out = self._w.clone()
+        out[:, :, 0] = 0.0
+        return out
+
+    @property
+    def mean_u(self) -> Tensor:
+        """The x-mean horizontal velocity ``U(y)``, ``(batch, ny)``."""
+        return self._w[:, :, 0].real.clone()
+
     def velocity_modes(self) -> tuple[Tensor, Tensor]:
         """``(u_hat, v_hat)``, each ``(batch, ny, K)``."""
-        u = self._dy(self.d1_real, self.psi)
-        u[:, :, 0] = self.mean_u.to(torch.complex128)
-        v = -self.ik * self.psi
+        u = self._dy(self.d1_real, self._w)
+        u[:, :, 0] = self._w[:, :, 0]
+        v = -self.ik * self._w                        # mode 0: zero
         return u, v
 
-    def _explicit(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(div(u omega) - dT/dx, -div(u T), -d<uv>/dy, lap psi)`` as modes."""
+    def _explicit(self) -> tuple[Tensor, Tensor]:
+        """Advection (and buoyancy) terms and the implicit variables, in the right-hand side's
+        layout ``[T | U, lap psi_1 ..]``: ``([-div(u T) | -d<uv>/dy, div(u omega) - dT/dx],
+        [T | U, lap psi])``."""
         ny, nk = self.params.ny, self.n_modes
-        both = self._dy(self._d12, self.psi)
+        w = self._w
+        both = self._dy(self._d12, w)
         u = both[:, :ny]
-        phi = both[:, ny:] - self.k2 * self.psi                       # lap psi = -omega
-        du = self.d1_real @ self.mean_u[..., None]
-        u[:, :, 0] = self.mean_u.to(torch.complex128)
-        omega = -phi
-        omega[:, :, 0] = -du[..., 0].to(torch.complex128)
-        v = -self.ik * self.psi
+        omega = self.k2 * w - both[:, ny:]                          # -lap psi (k >= 1)
+        omega[:, :, 0] = -u[:, :, 0]                                # -dU/dy
+        u[:, :, 0] = w[:, :, 0]                                     # U
+        v = -self.ik * w
         grid = self._to_grid(torch.stack((u, v, omega, self.temp)))
         ug, vg, wg, tg = grid[0], grid[1], grid[2], grid[3]
-        prods = self._to_modes(torch.stack((ug * wg, vg * wg, ug * tg, vg * tg, ug * vg)))
+        prods = self._to_modes(torch.stack((ug * tg, vg * tg, ug * wg, vg * wg, ug * vg)))
+        # one y-derivative for d(vT)/dy, d(v omega)/dy and d<uv>/dy
         dy = self._dy(self.d1_real, torch.cat((prods[1], prods[3], prods[4][:, :, :1]), dim=-1))
-        adv_w = self.ik * (prods[0] - self.temp) + dy[:, :, :nk]
-        adv_t = -(self.ik * prods[2] + dy[:, :, nk:2 * nk])
-        adv_u = -dy[:, :, 2 * nk].real
-        return adv_w, adv_t, adv_u, phi
+        adv = torch.cat((-(self.ik * prods[0] + dy[:, :, :nk]),
+                         self.ik * (prods[2] - self.temp) + dy[:, :, nk:2 * nk]), dim=-1)
+        adv[:, :, nk] = -dy[:, :, 2 * nk]
+        phi = -omega
+        phi[:, :, 0] = w[:, :, 0]
+        return adv, torch.cat((self.temp, phi), dim=-1)
 
     def step(self, n: int = 1) -> None:
         """Advance every flow by ``n`` steps of ``dt``."""
         for _ in range(int(n)):
-            self._last = (self.psi, self.mean_u, self.temp)
+            self._last = (self._w, self.temp)
             self._step_once()
 
     def _step_once(self) -> None:
-        p = self.params
         nk = self.n_modes
-        prev: tuple[Tensor, Tensor, Tensor] | None = None
+        prev: Tensor | None = None
         for stage in range(3):
-            adv_w, adv_t, adv_u, phi = self._explicit()
-            g = _GAMMA[stage] / _BETA[stage]
-            a0 = 1.0 / (_BETA[stage] * p.dt)
-            if prev is None:
-                e_w, e_t, e_u = g * adv_w, g * adv_t, g * adv_u
-            else:
-                z = _ZETA[stage - 1] / _BETA[stage]
-                e_w, e_t, e_u = (g * adv_w + z * prev[0], g * adv_t + z * prev[1],
-                                 g * adv_u + z * prev[2])
-            prev = (adv_w, adv_t, adv_u)
-            # R x = a0 x + c (D2 x - k^2 x): one shared D2 product for T and phi
-            d2x = self._dy(self._d2, torch.cat((self.temp, phi), dim=-1))
-            rhs_t = (a0 - p.kappa * self.k2) * self.temp + p.kappa * d2x[:, :, :nk] + e_t
-            rhs_w = (a0 - p.nu * self.k2) * phi + p.nu * d2x[:, :, nk:] + e_w
-            rhs_t[:, 0, :] = 0.0
-            rhs_t[:, 0, 0] = T_TOP
-            rhs_t[:, -1, :] = self._bottom
-            rhs_w[:, self._bc_rows_psi, :] = 0.0
-            new = self._per_mode(self._ops[stage], torch.cat((rhs_t, rhs_w), dim=-1))
-            lap_u = (self._d2 @ self.mean_u[..., None])[..., 0]
-            rhs_u = a0 * self.mean_u + p.nu * lap_u + e_u
-            rhs_u[:, 0] = 0.0
-            rhs_u[:, -1] = 0.0
+            adv, x = self._explicit()
+            e = _GAMMA[stage] / _BETA[stage] * adv
+            if prev is not None:
+                e = e + _ZETA[stage - 1] / _BETA[stage] * prev
+            prev = adv
+            # R x = a0 x + c (D2 x - k^2 x), one shared D2 product; the wall rows carry the
+            # wall values
+            rhs = self._coef_a[stage] * x + self._coef_c * self._dy(self._d2, x) + e
+            new = self._per_mode(self._ops[stage], rhs * self._row_mask + self._walls)
             self.temp = new[:, :, :nk]
-            self.psi = new[:, :, nk:]
-            self.mean_u = rhs_u @ self._mean_inv[stage].T
+            self._w = new[:, :, nk:]
         self._commit()
 
     def _commit(self) -> None:
         """Flag flows that blew up and put them back to their state before the step."""
         self.steps += 1
-        vmax = (self.d1 @ self.psi).abs().amax(dim=(1, 2)) * 2.0 + self.mean_u.abs().amax(dim=1)
+        vmax = self._dy(self.d1_real, self._w).abs().amax(dim=(1, 2)) * 2.0 \
+            + self._w[:, :, 0].abs().amax(dim=1)
         bad = ~torch.isfinite(vmax) | (vmax > self.blowup) | self.blown_up
         if bool(bad.any()):
             keep = ~bad
             self.blown_up |= bad
-            old_psi, old_u, old_t = self._last
-            self.psi = torch.where(keep[:, None, None], self.psi, old_psi)
-            self.mean_u = torch.where(keep[:, None], self.mean_u, old_u)
+            old_w, old_t = self._last
+            self._w = torch.where(keep[:, None, None], self._w, old_w)
             self.temp = torch.where(keep[:, None, None], self.temp, old_t)
         self.time = self.time + (~self.blown_up).to(torch.float64) * self.params.dt
 
