@@ -243,7 +243,7 @@ class SpectralRBC:
     # ----------------------------------------------------------------------------- state
     def _zero_state(self) -> None:
         b, ny, nk = self.batch, self.params.ny, self.n_modes
-        c128, f64 = torch.complex128, torch.float64
+        c128 = torch.complex128
         dev = self.device
         self._w = torch.zeros(b, ny, nk, dtype=c128, device=dev)   # [U | psi_1 .. psi_K-1]
         self.temp = torch.zeros(b, ny, nk, dtype=c128, device=dev)
