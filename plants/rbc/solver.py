@@ -234,7 +234,7 @@ class SpectralRBC:
                                        dtype=c128, device=self.device)
         mask = np.ones((ny, 2 * len(k)))
         mask[[0, -1], : len(k)] = 0.0                  # temperature: Dirichlet rows
-        mask[np.ix_(bc_psi, np.arange(len(k), 2 * len(k)))] = 0.0   # psi = dpsi/dy = 0
+        mask[np.ix_(np.array(bc_psi), np.arange(len(k), 2 * len(k)))] = 0.0   # psi = dpsi/dy = 0
         mask[[1, -2], len(k)] = 1.0                    # U: Dirichlet rows only
         self._row_mask = torch.as_tensor(mask, dtype=f64, device=self.device)
         self._d12 = torch.as_tensor(np.vstack((d1, d2)), dtype=f64, device=self.device)
