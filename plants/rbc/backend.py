@@ -89,12 +89,10 @@ class Simulation:
                     self.opts.cache_dir, device=self.opts.device)
             solver.set_state(self._start, index=idx if index is not None else None)
             return
-        fresh = type(solver)(self.params, batch=len(idx), device=self.opts.device)
-        if start == "authors":
-            fresh.authors_start(noise=self.opts.noise, seed=seed)
-        else:
-            fresh.conduction(noise=self.opts.noise, seed=seed)
-        solver.set_state(fresh.get_state(), index=idx)
+        from plants.rbc.solver import initial_state
+
+        solver.set_state(initial_state(self.params, len(idx), start, self.opts.noise, seed),
+                         index=idx)
 
     # --------------------------------------------------------------------------- control
     def apply(self, temps: NDArray[np.float64]) -> None:

@@ -31,7 +31,6 @@ two FFT calls.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,7 @@ from numpy.typing import NDArray
 
 from plants.rbc.model import T_BOTTOM_MEAN, T_TOP, RBCParams
 
-__all__ = ["FlowState", "SpectralRBC", "cheb_matrix", "cheb_points"]
+__all__ = ["FlowState", "SpectralRBC", "cheb_matrix", "cheb_points", "initial_state"]
 
 Tensor = torch.Tensor
 
@@ -249,42 +248,14 @@ class SpectralRBC:
         self.temp = torch.zeros(b, ny, nk, dtype=c128, device=dev)
 
     def conduction(self, noise: float = 0.0, seed: int | None = None) -> None:
-        """Every flow at rest with the linear conduction profile of the current bottom
-        temperature's mean, plus (optionally) the authors' random start: Gaussian noise of std
-        ``noise`` times ``(1 - y)(1 + y)`` on the temperature."""
-        self._zero_state()
-        y = torch.as_tensor(self.y, device=self.device)
-        t_lin = T_TOP + (T_BOTTOM_MEAN - T_TOP) * (1.0 - y) / 2.0
-        self.temp[:, :, 0] = t_lin.to(torch.complex128)
-        self._apply_bottom_to_state()
-        if noise > 0.0:
-            self._add_noise(noise, seed)
-        self.time.zero_()
-        self.blown_up.zero_()
+        """Every flow at rest with the linear conduction profile (see :func:`initial_state`),
+        the current bottom temperature on the bottom row."""
+        self.set_state(initial_state(self.params, self.batch, "conduction", noise, seed))
+        self.temp[:, -1, :] = self._bottom
 
     def authors_start(self, noise: float = 1e-3, seed: int | None = None) -> None:
-        """The authors' initial condition (their ``initialize``): at rest,
-        ``T = 1.5 - y/2 + 0.125 sin(pi y)`` plus Gaussian noise of std ``noise`` times
-        ``(1 - y)(1 + y)``, different per flow and per ``seed``."""
-        self.conduction()
-        y = torch.as_tensor(self.y, device=self.device)
-        bump = 0.125 * torch.sin(math.pi * y)
-        self.temp[:, :, 0] += bump.to(torch.complex128)
-        if noise > 0.0:
-            self._add_noise(noise, seed)
-
-    def _add_noise(self, noise: float, seed: int | None) -> None:
-        p = self.params
-        gen = np.random.default_rng(seed)
-        field = gen.standard_normal((self.batch, p.ny, p.nx)) * noise
-        field *= ((1.0 - self.y) * (1.0 + self.y))[None, :, None]
-        modes = np.fft.rfft(field, axis=-1, norm="forward")[..., : self.n_modes]
-        self.temp += torch.as_tensor(modes, dtype=torch.complex128, device=self.device)
-
-    def _apply_bottom_to_state(self) -> None:
-        self.temp[:, -1, :] = self._bottom
-        self.temp[:, 0, :] = 0.0
-        self.temp[:, 0, 0] = T_TOP
+        """The authors' initial condition (see :func:`initial_state`)."""
+        self.set_state(initial_state(self.params, self.batch, "authors", noise, seed))
 
     def set_bottom(self, coefficients: Tensor | NDArray[np.complex128]) -> None:
         """The bottom-wall temperature's Fourier coefficients ``(batch, >= K)`` (see
@@ -472,6 +443,30 @@ class SpectralRBC:
         u, v = self.velocity_modes()
         div = self.ik * u + self.d1 @ v
         return float(div.abs().max())
+
+
+def initial_state(params: RBCParams, batch: int = 1, kind: str = "authors",
+                  noise: float = 1e-3, seed: int | None = None) -> FlowState:
+    """A start at rest, without building a solver.
+
+    ``"conduction"``: ``T = 1.5 - y/2`` (2 at the bottom, 1 at the top); ``"authors"``: the
+    authors' ``initialize``, ``T = 1.5 - y/2 + 0.125 sin(pi y)``. Both plus Gaussian noise of
+    std ``noise`` times ``(1 - y)(1 + y)`` on the grid (different per flow, reproducible per
+    ``seed``).
+    """
+    if kind not in ("authors", "conduction"):
+        raise ValueError(f"kind = {kind!r}; valid: 'authors', 'conduction'")
+    y = cheb_points(params.ny)
+    nk = params.nx // 2
+    temp = np.zeros((batch, params.ny, nk), dtype=np.complex128)
+    temp[:, :, 0] = T_TOP + (T_BOTTOM_MEAN - T_TOP) * (1.0 - y) / 2.0
+    if kind == "authors":
+        temp[:, :, 0] += 0.125 * np.sin(np.pi * y)
+    if noise > 0.0:
+        field = np.random.default_rng(seed).standard_normal((batch, params.ny, params.nx)) * noise
+        field *= ((1.0 - y) * (1.0 + y))[None, :, None]
+        temp += np.fft.rfft(field, axis=-1, norm="forward")[..., :nk]
+    return FlowState(np.zeros_like(temp), np.zeros((batch, params.ny)), temp, np.zeros(batch))
 
 
 _GAMMA = (8.0 / 15.0, 5.0 / 12.0, 3.0 / 4.0)
