@@ -105,7 +105,8 @@ class RBCModeOptions(Options):
     """Options of the ``"rbc-mode"`` controller."""
 
     label = "controller 'rbc-mode'"
-    m: int = option(1, "Fourier mode of the heating (2 m rolls)", ge=1, le=5)
+    m: int = option(1, "Fourier mode of the heating (2 m rolls; 5 would vanish at every "
+                    "segment centre)", ge=1, le=4)
     amplitude: float = option(1.0, "action amplitude", ge=0.0, le=1.0)
     phase: float = option(0.0, "phase [rad]", ge=-10.0, le=10.0)
     duration: int = option(0, "actions with heating, then zero (0: always)", ge=0,

@@ -227,8 +227,16 @@ class RBCParallelEnv(ParallelEnv[str, NDArray[np.float64], NDArray[np.float64]])
         if unknown or missing:
             raise KeyError(f"actions needed for exactly the agents {self.agents}; unknown "
                            f"{unknown}, missing {missing}")
-        a = _check_actions([np.asarray(actions[ag], dtype=np.float64).reshape(-1)[0]
-                            for ag in self.agents], N_SEGMENTS)
+        from ctrlbench.plant import ActionError
+
+        values = []
+        for ag in self.agents:
+            arr = np.asarray(actions[ag], dtype=np.float64)
+            if arr.size != 1:
+                raise ActionError(f"agent {ag!r}: action must have shape (1,), got shape "
+                                  f"{arr.shape}")
+            values.append(float(arr.reshape(-1)[0]))
+        a = _check_actions(values, N_SEGMENTS)
         self.sim.apply(segment_temperatures(a)[None])
         self.sim.advance()
         self._count += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ctrlbench.options import OptionError, Options, option
@@ -52,8 +51,3 @@ class RBCOptions(Options):
     def steps_per_action(self) -> int:
         """Solver steps per action."""
         return max(1, round(self.action_period / self.dt))
-
-    @property
-    def start_steps(self) -> int:
-        """Solver steps of the developed start."""
-        return math.ceil(self.start_time / self.dt - 1e-9)
