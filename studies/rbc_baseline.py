@@ -40,7 +40,7 @@ import numpy as np
 
 from ctrlbench.interrupt import run_script
 from ctrlbench.io import atomic_write_bytes, save_figure
-from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.options import OptionError, Options, option, parse_flags
 from ctrlbench.provenance import format_provenance, provenance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,8 @@ class Args(Options):
     seeds: int = option(4, "random starts in the uncontrolled part", ge=1, le=64)
     modes: tuple[int, ...] = option((1, 2, 3), "starts with a cos(m x) temperature "
                                     "perturbation (2 m rolls), uncontrolled part", ge=1, le=16)
-    actions: int = option(200, "actions per control run", ge=1, le=10_000)
+    actions: int = option(200, "actions per control run (the plant's episode: at most 200)",
+                          ge=1, le=200)
     after: int = option(100, "zero-heating actions after each control run", ge=0,
                         le=10_000)
     kp: tuple[float, ...] = option((5.0, -5.0), "PD gains tried", ge=-1e3, le=1e3)
@@ -70,6 +71,13 @@ class Args(Options):
     smoke: bool = option(False, "seconds-long version on a coarse grid")
     out: str = option("results/rbc_baseline", "output folder")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [m for m in self.modes if m >= self.nx // 2]
+        if bad:
+            raise OptionError(f"{self.label}.modes = {bad}: a mode must be below nx/2 = "
+                              f"{self.nx // 2}")
+
 
 SMOKE = {"nx": 16, "ny": 12, "t_end": 1.5, "seeds": 2, "modes": (1,), "actions": 2, "after": 2,
          "t_extra": 1.5, "kp": (5.0,), "force": (1,), "out": "results/rbc_baseline_smoke"}
@@ -80,15 +88,20 @@ def _write(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1, default=float).encode())
 
 
-def _cell(out: Path, name: str, compute: Any) -> dict[str, Any]:
-    """The cell's saved result, or compute and save it (the study's resume unit)."""
+def _cell(out: Path, name: str, config: dict[str, Any], compute: Any) -> dict[str, Any]:
+    """The cell's saved result when it was computed with the same ``config``, else compute
+    and save it (the study's resume unit)."""
     path = out / "cells" / f"{name}.json"
+    config = json.loads(json.dumps(config))          # tuples as lists, as saved
     if path.exists():
         saved: dict[str, Any] = json.loads(path.read_text())
-        print(f"[{name}] done before, skipped")
-        return saved
+        if saved.get("config") == config:
+            print(f"[{name}] done before, skipped")
+            return saved
+        print(f"[{name}] saved with other settings ({saved.get('config')}), recomputed")
     t0 = time.perf_counter()
     result = compute()
+    result["config"] = config
     result["wall_s"] = time.perf_counter() - t0
     _write(path, result)
     print(f"[{name}] {result['wall_s']:.0f} s")
@@ -195,7 +208,7 @@ def control_run(controller: str, options: dict[str, Any], plant_opts: dict[str, 
     rec["summary"] = {"nu_probe_2nd_half": float(np.mean(rec["nu_probe"][half])),
                       "nu_physical_2nd_half": float(np.mean(rec["nu_physical"][half])),
                       "rolls_end": int(rec["rolls"][-1]),
-                      "nu_probe_start": float(rec["nu_probe"][0]),
+                      "nu_probe_first": float(rec["nu_probe"][0]),
                       "nu_physical_after_end": float(rec["after_nu_physical"][-1])
                       if after else None,
                       "rolls_after_end": int(rec["after_rolls"][-1]) if after else None}
@@ -272,13 +285,14 @@ def _markdown(unc: dict[str, Any], modes: dict[str, Any] | None, conv: dict[str,
                          f"{r['nu_probe']:.5f} | {100 * d1:+.3f} % / {100 * d2:+.3f} % |")
     lines += ["", f"## Control from the developed start ({args.actions} actions, then "
               f"{args.after} of zero heating)", "",
-              "| controller | probe Nu (start) | probe Nu (2nd half) | physical Nu (2nd half) | "
+              "| controller | probe Nu (1st action) | probe Nu (2nd half) | "
+              "physical Nu (2nd half) | "
               "rolls at end | physical Nu after | rolls after |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for name, rec in ctrl.items():
         s = rec["summary"]
         after = "-" if s["nu_physical_after_end"] is None else f"{s['nu_physical_after_end']:.4f}"
-        lines.append(f"| {name} | {s['nu_probe_start']:.4f} | {s['nu_probe_2nd_half']:.4f} | "
+        lines.append(f"| {name} | {s['nu_probe_first']:.4f} | {s['nu_probe_2nd_half']:.4f} | "
                      f"{s['nu_physical_2nd_half']:.4f} | {s['rolls_end']} | {after} | "
                      f"{s['rolls_after_end']} |")
     return "\n".join(lines) + "\n"
@@ -288,9 +302,10 @@ def run(args: Args) -> int:
     """The three parts, figures and the summary."""
     out = ROOT / args.out
     seeds = list(range(args.seeds))
-    unc = _cell(out, "uncontrolled", lambda: uncontrolled(args.nx, args.ny, args.dt,
-                                                          args.t_end, seeds))
-    modes = _cell(out, "uncontrolled_modes", lambda: uncontrolled(
+    grid = {"nx": args.nx, "ny": args.ny, "dt": args.dt, "t_end": args.t_end}
+    unc = _cell(out, "uncontrolled", {**grid, "seeds": seeds}, lambda: uncontrolled(
+        args.nx, args.ny, args.dt, args.t_end, seeds))
+    modes = _cell(out, "uncontrolled_modes", {**grid, "modes": args.modes}, lambda: uncontrolled(
         args.nx, args.ny, args.dt, args.t_end, [], args.modes)) if args.modes else None
     conv: dict[str, Any] | None = None
     if args.convergence:
@@ -300,10 +315,11 @@ def run(args: Args) -> int:
         runs = {"base": ((args.nx, args.ny), args.dt), "dt/2": ((args.nx, args.ny), args.dt / 2),
                 "grid x1.5": (fine, args.dt / 2)}
         conv = {"t_end": args.t_end, "t_extra": args.t_extra, "runs": {}}
-        for name, (grid, step) in runs.items():
+        for name, (to, step) in runs.items():
             key = "continued_" + name.replace("/", "_").replace(" ", "_").replace(".", "_")
-            res = _cell(out, key, lambda grid=grid, step=step: continued(
-                args.nx, args.ny, args.dt, args.t_end, args.t_extra, grid, step))
+            cfg = {**grid, "t_extra": args.t_extra, "to": to, "step": step}
+            res = _cell(out, key, cfg, lambda to=to, step=step: continued(
+                args.nx, args.ny, args.dt, args.t_end, args.t_extra, to, step))
             conv["runs"][name] = {**res["final"], "grid": res["grid"], "dt": res["dt"]}
     plant_opts: dict[str, Any] = {"nx": args.nx, "ny": args.ny, "dt": args.dt,
                                   "start_time": args.t_end}
@@ -314,7 +330,9 @@ def run(args: Args) -> int:
                {"m": m, "duration": max(1, args.actions // 2)}) for m in args.force]
     for name, controller, options in specs:
         key = "control_" + "".join(c if c.isalnum() else "_" for c in name)
-        ctrl[name] = _cell(out, key, lambda c=controller, o=options: control_run(
+        cfg = {"plant": plant_opts, "controller": controller, "options": options,
+               "actions": args.actions, "after": args.after}
+        ctrl[name] = _cell(out, key, cfg, lambda c=controller, o=options: control_run(
             c, o, plant_opts, args.actions, args.after))
     _figures(out, unc, ctrl)
     prov = provenance()
