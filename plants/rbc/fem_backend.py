@@ -135,9 +135,14 @@ class FEMBackend:
         if not ok:
             raise FEMWorkerError(why)
         self._start()
-        header, arrays = self._call({"cmd": "init", "ra": self.params.ra, "pr": self.params.pr,
-                                     "nx": self.nx_cells, "ny": self.ny_cells, "dt": self.dt,
-                                     "stretch": self.stretch})
+        try:
+            header, arrays = self._call({"cmd": "init", "ra": self.params.ra,
+                                         "pr": self.params.pr, "nx": self.nx_cells,
+                                         "ny": self.ny_cells, "dt": self.dt,
+                                         "stretch": self.stretch})
+        except BaseException:
+            self.close()                     # no worker left behind by a failed start
+            raise
         self.x_bottom: NDArray[np.float64] = arrays[0]
         """x of the bottom-wall temperature dofs in [0, 2 pi), increasing."""
         self.n_dofs = (int(header["n_dofs_w"]), int(header["n_dofs_t"]))
@@ -232,8 +237,12 @@ class FEMBackend:
                 proc.kill()
                 proc.wait()
             finally:
-                if proc.stdout is not None:
-                    proc.stdout.close()
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None and not pipe.closed:
+                        try:
+                            pipe.close()
+                        except OSError:
+                            pass
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

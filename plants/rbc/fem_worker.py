@@ -57,6 +57,7 @@ message}`` and the worker keeps serving.
 import io
 import json
 import math
+import os
 import struct
 import sys
 
@@ -475,8 +476,13 @@ def handle(state, header, arrays):
 
 
 def main():
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr                 # stray prints must not corrupt the frames
+    # the frames go to a private copy of fd 1; fd 1 itself (C-level output of PETSc / DOLFINx)
+    # and Python's prints then go to stderr, so nothing stray lands in the frame stream
+    stdin = sys.stdin.buffer
+    sys.stdout.flush()
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     state = {}
     while True:
         header, arrays = read_message(stdin)
