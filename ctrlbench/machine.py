@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["cpu_name", "describe", "gpu_name", "library_versions", "package_versions"]
+__all__ = ["cpu_name", "describe", "gpu_name", "library_versions", "load_average",
+           "package_versions"]
 
 
 def cpu_name() -> str:
@@ -59,3 +60,12 @@ def describe(libs: Sequence[str], threads: str = "no GPU used") -> str:
     """One line: CPU, logical cores, ``threads`` note, Python and the library versions."""
     return (f"{cpu_name()}, {os.cpu_count()} logical cores, {threads}; Python "
             f"{platform.python_version()}; {library_versions(libs)}")
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (rounded to 0.01), or ``None`` where the platform
+    has none; benchmarks print it because other processes share the cores."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None

@@ -25,7 +25,7 @@ from plants.rbc.model import (
 )
 from plants.rbc.options import RBCOptions
 
-__all__ = ["Measurement", "Simulation", "params_of"]
+__all__ = ["Measurement", "Simulation", "params_of", "spectral_measure"]
 
 Measurement = dict[str, NDArray[Any]]
 
@@ -34,6 +34,21 @@ def params_of(opts: RBCOptions) -> RBCParams:
     """The solver parameters of the plant options."""
     return RBCParams(ra=float(opts.ra), pr=float(opts.pr), nx=int(opts.nx), ny=int(opts.ny),
                      dt=float(opts.dt))
+
+
+def spectral_measure(solver: Any) -> Measurement:
+    """What :meth:`Simulation.measure` returns, for a :class:`~plants.rbc.solver.SpectralRBC`:
+    probes, probe and physical Nusselt numbers (bottom, top, their mean, volume), rolls, time,
+    blow-up flags, one entry per flow."""
+    probes = solver.fields(x=probe_x(), y=probe_y())
+    mid = solver.fields(y=np.array([0.0]))[:, 1, 0]
+    nu = solver.nusselt()
+    return {"probes": probes,
+            "nu_probe": probe_nusselt(probes[:, 1], probes[:, 2], solver.params.kappa),
+            "nu_bottom": nu["bottom"], "nu_top": nu["top"],
+            "nu_physical": 0.5 * (nu["bottom"] + nu["top"]), "nu_volume": nu["volume"],
+            "rolls": roll_count(mid), "time": solver.time.cpu().numpy(),
+            "blown_up": solver.blown_up.cpu().numpy()}
 
 
 class Simulation:
@@ -123,18 +138,12 @@ class Simulation:
             time = np.atleast_1d(np.asarray(self._fem.time, dtype=np.float64))
             blown = np.array([bool(self._fem.blown_up) or not np.all(np.isfinite(probes))])
             probes = np.nan_to_num(probes)
-        else:
-            s = self._solver
-            probes = s.fields(x=self._x, y=self._y)
-            mid = s.fields(y=np.array([0.0]))[:, 1, 0]
-            nu = s.nusselt()
-            bottom, top = nu["bottom"], nu["top"]
-            time = s.time.cpu().numpy()
-            blown = s.blown_up.cpu().numpy()
-        kappa = self.params.kappa
-        return {"probes": probes, "nu_probe": probe_nusselt(probes[:, 1], probes[:, 2], kappa),
-                "nu_bottom": bottom, "nu_top": top, "nu_physical": 0.5 * (bottom + top),
-                "rolls": roll_count(mid), "time": time, "blown_up": blown}
+            kappa = self.params.kappa
+            return {"probes": probes,
+                    "nu_probe": probe_nusselt(probes[:, 1], probes[:, 2], kappa),
+                    "nu_bottom": bottom, "nu_top": top, "nu_physical": 0.5 * (bottom + top),
+                    "rolls": roll_count(mid), "time": time, "blown_up": blown}
+        return spectral_measure(self._solver)
 
     def snapshot(self, nx: int = 128, ny: int = 64) -> NDArray[np.float64]:
         """``(u_x, u_y, T)`` of every flow on a uniform ``ny x nx`` grid, ``(batch, 3, ny,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from plants.rbc.model import RBCParams, probe_nusselt, probe_x, probe_y, roll_count
+from ctrlbench.io import atomic_write
+from plants.rbc.model import RBCParams
 from plants.rbc.solver import BLOWUP, FlowState, SpectralRBC
 
 __all__ = ["CACHE_VERSION", "cache_root", "developed_state", "flow_summary"]
@@ -38,14 +38,10 @@ def cache_root(cache_dir: str = "") -> Path:
 
 def flow_summary(solver: SpectralRBC) -> dict[str, list[float] | list[int]]:
     """Physical Nusselt numbers, the probe Nusselt number and the roll count of every flow."""
-    nu = solver.nusselt()
-    probes = solver.fields(x=probe_x(), y=probe_y())
-    mid = solver.fields(y=np.array([0.0]))[:, 1, 0]
-    return {"nu_bottom": nu["bottom"].tolist(), "nu_top": nu["top"].tolist(),
-            "nu_volume": nu["volume"].tolist(),
-            "nu_probe": probe_nusselt(probes[:, 1], probes[:, 2],
-                                      solver.params.kappa).tolist(),
-            "rolls": roll_count(mid).tolist()}
+    from plants.rbc.backend import spectral_measure
+
+    m = spectral_measure(solver)
+    return {k: m[k].tolist() for k in ("nu_bottom", "nu_top", "nu_volume", "nu_probe", "rolls")}
 
 
 def developed_state(params: RBCParams, start_time: float = 400.0, seed: int = 0,
@@ -80,13 +76,6 @@ def developed_state(params: RBCParams, start_time: float = 400.0, seed: int = 0,
     state = solver.get_state()
     meta = {**record, **{k: v[0] for k, v in flow_summary(solver).items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, psi=state.psi, mean_u=state.mean_u, temp=state.temp,
-                     record=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: np.savez(fh, psi=state.psi, mean_u=state.mean_u,
+                                           temp=state.temp, record=np.array(json.dumps(meta))))
     return state, meta

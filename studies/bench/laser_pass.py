@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.io import atomic_write_bytes
-from ctrlbench.machine import describe
+from ctrlbench.machine import describe, load_average
 from ctrlbench.options import Options, option, parse_flags
 from plants.laser.model import PulseModel, denormalize
 
@@ -163,13 +163,6 @@ def bench(args: Args) -> dict[str, Any]:
     return {"paths": paths}
 
 
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x * 1e3:.3f}"
 
@@ -190,11 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         pass
     machine = describe(LIBS, f"{threads}; {gpu}")
     print("machine: " + machine)
-    load = _load()
+    load = load_average()
     print(f"load average before (1, 5, 15 min): {load} (other processes share the cores)")
     t0 = time.perf_counter()
     res = bench(args)
-    load_after = _load()
+    load_after = load_average()
     print(f"load average after: {load_after}")
     model = PulseModel()
     print(f"PulseModel: {model.params.n_freq} frequency points, {model.n_time}-point output, "

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ctrlbench.io import atomic_write_bytes
-from ctrlbench.machine import describe
+from ctrlbench.machine import describe, load_average
 from ctrlbench.options import Options, option, parse_flags
 from plants.rbc.model import RBCParams
 from plants.rbc.solver import SpectralRBC
@@ -109,13 +109,6 @@ def peer(python: str, steps: int) -> dict[str, Any]:
     return out
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Print the machine and one row per case; ``--out``: JSON too."""
     args = parse_flags(Args, argv, description=__doc__.splitlines()[0],
@@ -125,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     gpu = f"GPU {torch.cuda.get_device_name(0)}" if cuda else "no GPU"
     machine = describe(["numpy", "torch"], f"torch threads 1; {gpu}")
     print("machine: " + machine)
-    print(f"load average before: {_load()}")
+    print(f"load average before: {load_average()}")
     rows = [time_case(b, "cpu", args) for b in args.batches]
     if cuda:
         rows += [time_case(b, "cuda", args) for b in args.gpu_batches]
     peer_row = peer(args.peer_python, max(args.steps, 50)) if args.peer_python else None
-    print(f"load average after: {_load()}\n")
+    print(f"load average after: {load_average()}\n")
     print("| device | batch | ms/step | ms/step/flow | time units/s (aggregate) |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
