@@ -1,5 +1,5 @@
-"""The ``ctrlbench`` command line: ``list | run | check | train | study | report`` plus plugin
-commands.
+"""The ``ctrlbench`` command line: ``list | run | check | train | study | tune | report`` plus
+plugin commands.
 
 Packages add sub-commands through the ``ctrlbench.cli`` entry-point group (``llm_rl`` adds
 ``ctrlbench llm``); a plugin command is ``main(argv) -> int`` and receives the remaining
@@ -177,6 +177,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         probe.close()
     p_opts, c_opts = parse_sets(args.set or [], _option_names(plant_options(full_id)), c_keys)
+    if args.options:
+        from ctrlbench.tune_options import read_options_file
+
+        c_opts = {**read_options_file(args.options, split_controller(args.controller)[0]),
+                  **c_opts}  # --set wins over the file
     what = f"{full_id} / {args.controller} with {_options_text(p_opts, c_opts)}"
     plant = _built(what, make_plant, full_id, **p_opts)
     try:
@@ -304,9 +309,13 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= MAX_WORKERS:
         raise ValueError(f"--workers must be an integer in [1, {MAX_WORKERS}], got "
                          f"{args.workers}")
+    if args.address is not None and args.backend != "ray":
+        raise ValueError(f"--address {args.address!r} needs --backend ray")
     spec = StudySpec.from_file(args.spec)
     if args.steps is not None:
         spec = dataclasses.replace(spec, steps=args.steps)
+    if args.timeout is not None:
+        spec = dataclasses.replace(spec, timeout_s=args.timeout)
     out = Path(args.out) if args.out else Path("results") / spec.name
     warn = _warn("study")
     with Progress() as progress:
@@ -316,6 +325,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             preload=[args.spec] if str(args.spec).endswith(".py") else [],
             on_plan=lambda total, done: progress.update(task, total=total, completed=done),
             on_done=lambda _: progress.advance(task), on_warning=warn,
+            backend=args.backend, address=args.address,
         )
     failed = sum(1 for r in records if r.get("status") != "ok")
     path = build_report(out, on_warning=warn)
@@ -384,6 +394,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="plant or controller option (plant.KEY / controller.KEY to be explicit)",
     )
+    r.add_argument("--options", default=None, metavar="FILE",
+                   help="controller options file (.json/.toml, e.g. written by ctrlbench tune); "
+                        "--set overrides it")
     r.add_argument("--out", default="results/run", help="folder for trajectory and figure")
     c = sub.add_parser("check", help="conformance checks for one or all plants")
     c.add_argument("plant", nargs="?")
@@ -405,6 +418,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true",
                    help="move a previous study in the folder aside to <folder>.old-<time> and "
                         "start afresh (default: resume the same spec, refuse another)")
+    s.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="local process pool (default) or Ray tasks (needs ctrlbench[ray])")
+    s.add_argument("--address", default=None,
+                   help="Ray cluster address (auto, ray://host:10001); default: start a local "
+                        "Ray for the study")
+    s.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit per run; a run past it is recorded as failed "
+                        "(default: the spec's timeout_s, else none)")
+    from ctrlbench.tune_cli import add_tune_parser
+
+    add_tune_parser(sub)
     t = sub.add_parser("train", help="train a learned controller (sac, td3, ppo, sindy-rl) on a "
                        "plant; resumable")
     t.add_argument("algorithm")
@@ -429,7 +453,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from ctrlbench.tune_cli import cmd_tune
+
+    return cmd_tune(args)
+
+
 _COMMANDS = {
+    "tune": _cmd_tune,
     "list": _cmd_list,
     "run": _cmd_run,
     "check": _cmd_check,
@@ -455,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ctrlbench.interrupt import exit_status, handle_signals, raise_if_interrupted
     from ctrlbench.runfolder import RunFolderError
     from ctrlbench.study_pool import StudyWorkerError
+    from ctrlbench.study_ray import MissingExtraError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     plugins = _plugin_commands()
@@ -477,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    except MissingExtraError as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         status = exit_status(exc)
         print(f"\n{prog}: interrupted ({'SIGTERM' if status == 143 else 'SIGINT'}); "

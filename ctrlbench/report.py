@@ -1,5 +1,10 @@
 """Study reports built from the records alone: a markdown table of metrics and figures.
 
+Table cells read ``mean ± std`` over the seeds of a row (the sample standard deviation, ``ddof =
+1``; a single seed shows its value alone). Figures: one response figure per (plant, plant
+options), and, where a row has several seeds, one figure per plant of each metric's distribution
+across seeds (a box per row, every seed a dot).
+
 Only valid records of the folder's own study are used (:mod:`ctrlbench.records`); damaged or
 foreign records and trajectories that do not load are left out with a warning naming the file.
 The report ends with the provenance of each session that ran the study (``provenance.json``).
@@ -73,6 +78,16 @@ def _header(col: str, records: list[dict[str, Any]]) -> str:
     return f"{col} [{unit}]" if unit and unit != "1" else col
 
 
+def _cell(vals: np.ndarray) -> str:
+    """``"mean ± std"`` over the finite values (NaN seeds skipped), the value alone for one."""
+    vals = vals[~np.isnan(vals)]
+    if vals.size == 0:
+        return "nan"
+    if vals.size == 1:
+        return _fmt(float(vals[0]))
+    return f"{_fmt(float(np.mean(vals)))} ± {_fmt(float(np.std(vals, ddof=1)))}"
+
+
 def _episode_cell(recs: list[dict[str, Any]]) -> str:
     """``"full"`` or ``"TERMINATED 2/3 (first at 0.012 s)"``: early ends are never averaged
     away."""
@@ -103,12 +118,8 @@ def _table(records: list[dict[str, Any]]) -> list[str]:
         for (p, ctrl, opts), recs in sorted(groups.items()):
             if p != plant:
                 continue
-            cells = [
-                _fmt(float(np.nanmean(vals))) if np.any(~np.isnan(vals)) else "nan"
-                for vals in (
-                    np.array([float(r["metrics"].get(c, np.nan)) for r in recs]) for c in cols
-                )
-            ]
+            cells = [_cell(np.array([float(r["metrics"].get(c, np.nan)) for r in recs]))
+                     for c in cols]
             cell = (opts or "-").replace("|", "\\|")
             lines.append(f"| {ctrl} | {cell} | {len(recs)} | {_episode_cell(recs)} | "
                          + " | ".join(cells) + " |")
@@ -176,6 +187,49 @@ def _figures(out: Path, records: list[dict[str, Any]], damaged: set[str]) -> lis
         name = f"fig_{i:02d}_{plant.replace('/', '_')}.png"
         fig.savefig(out / name, dpi=100)
         lines.append(f"![{plant} {opts}]({name})")
+    return lines
+
+
+_DIST_METRICS = 4  # metric panels per distribution figure
+
+
+def _distributions(out: Path, records: list[dict[str, Any]]) -> list[str]:
+    """Per plant: each metric's values across seeds, a box and the dots of every seed per
+    (controller, options) row; only for plants where some row has two seeds or more."""
+    from matplotlib.figure import Figure
+
+    ok = [r for r in records if r.get("status") == "ok"]
+    lines = []
+    for i, plant in enumerate(sorted({r["plant"] for r in ok})):
+        mine = [r for r in ok if r["plant"] == plant]
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in mine:
+            groups[_group_key(r)].append(r)
+        if max(len(g) for g in groups.values()) < 2:
+            continue
+        cols = [c for c in _columns(mine) if "." not in c][:_DIST_METRICS]
+        if not cols:
+            continue
+        keys = sorted(groups)
+        labels = [_literal(ctrl + (f"\n{opts}" if opts else "")) for _, ctrl, opts in keys]
+        fig = Figure(figsize=(max(5.0, 1.2 * len(keys) + 2), 2.6 * len(cols)),
+                     layout="constrained")
+        axes = fig.subplots(len(cols), 1, sharex=True, squeeze=False)[:, 0]
+        for ax, col in zip(axes, cols):
+            data = [np.array([float(r["metrics"].get(col, np.nan)) for r in groups[k]])
+                    for k in keys]
+            data = [d[np.isfinite(d)] for d in data]
+            pos = [j for j, d in enumerate(data) if d.size]
+            ax.boxplot([data[j] for j in pos], positions=pos, widths=0.5, showfliers=False)
+            for j in pos:
+                ax.plot(np.full(data[j].size, j) + np.linspace(-0.12, 0.12, data[j].size),
+                        data[j], "o", ms=3, alpha=0.7)
+            ax.set_ylabel(_literal(_header(col, mine)))
+        axes[-1].set_xticks(range(len(keys)), labels, fontsize="small")
+        fig.suptitle(_literal(f"{plant}: distribution across seeds"))
+        name = f"dist_{i:02d}_{plant.replace('/', '_')}.png"
+        fig.savefig(out / name, dpi=100)
+        lines.append(f"![{plant} across seeds]({name})")
     return lines
 
 
@@ -293,8 +347,9 @@ def build_report(
     lines = [
         f"# Study report: {_spec_name(out)}",
         "",
-        f"{len(records)} runs recorded, {len(failed)} failed. Metrics are means over seeds "
-        "(NaN seeds skipped). Step metrics (overshoot [%], rise and settling time [s], from the "
+        f"{len(records)} runs recorded, {len(failed)} failed. Metrics are mean ± standard "
+        "deviation over seeds (NaN seeds skipped; one seed: its value). Step metrics (overshoot "
+        "[%], rise and settling time [s], from the "
         "step) are defined only for step references and read nan otherwise. An episode the "
         "plant ended early (a constraint) is flagged TERMINATED: its metrics cover only the "
         "shorter episode. All runs, one row each: `records.csv`.",
@@ -307,6 +362,9 @@ def build_report(
     damaged = _damaged_trajectories(out, records, warn)
     if figures:
         lines += ["", "## Responses", "", *_figures(out, records, damaged)]
+        dist = _distributions(out, records)
+        if dist:
+            lines += ["", "## Distributions across seeds", "", *dist]
     lines += _provenance(out, warn)
     atomic_write_bytes(out / "records.csv", frame_of(records).to_csv(index=False).encode())
     path = out / "report.md"

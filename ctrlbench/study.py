@@ -9,7 +9,10 @@ The study folder belongs to one study: :func:`run_study` holds its lock for the 
 second study on it is refused, naming the holder's pid), refuses a folder whose ``spec.json``
 is another spec's (``overwrite=True`` moves the old study aside), and quarantines damaged or
 foreign records before deciding what to run (see :mod:`ctrlbench.records`). SIGINT / SIGTERM
-stop it without recording anything false; workers are managed by :mod:`ctrlbench.study_pool`.
+stop it without recording anything false; workers are managed by :mod:`ctrlbench.study_pool`
+(the local backend) or by Ray (:mod:`ctrlbench.study_ray`, ``backend="ray"``): both run
+:func:`execute_run`, so the records are the same files written the same way; only scheduling
+differs. A run past the spec's ``timeout_s`` is stopped and recorded as failed on both.
 Each session (a start or a resume) appends its provenance (commit, versions, threads, hardware,
 command; :mod:`ctrlbench.provenance`) to ``provenance.json``.
 """
@@ -36,10 +39,11 @@ from ctrlbench.records import (
     write_record,
 )
 from ctrlbench.runfolder import RunFolderError, claim_folder, lock_folder, quarantine
-from ctrlbench.study_spec import RunSpec, StudySpec
+from ctrlbench.study_spec import EXECUTION_FIELDS, RunSpec, StudySpec, check_timeout
 from ctrlbench.trajectory import jsonable
 
 __all__ = [
+    "BACKENDS",
     "MAX_WORKERS",
     "RunSpec",
     "StudySpec",
@@ -51,6 +55,9 @@ __all__ = [
 
 MAX_WORKERS = 256
 """The largest process pool a study starts."""
+
+BACKENDS = ("local", "ray")
+"""Where a study's runs execute: a local process pool, or Ray tasks (local Ray or a cluster)."""
 
 # what makes a folder "hold a study" for --overwrite
 _STUDY_FILES = ("spec.json", RUNS_FILE, "records", "trajectories", "report.md", "records.csv",
@@ -118,6 +125,11 @@ def _spec_json(spec: StudySpec) -> Any:
     return json.loads(json.dumps(asdict(spec), default=jsonable))
 
 
+def _what(spec: Any) -> Any:
+    """A spec's JSON without the execution fields (what the runs compute)."""
+    return {k: v for k, v in spec.items() if k not in EXECUTION_FIELDS}
+
+
 def _claim(out: Path, spec: StudySpec, overwrite: bool, warn: Callable[[str], None]) -> None:
     """Check that ``out`` is free or holds this very spec; move an old study aside if asked."""
     if overwrite:
@@ -137,7 +149,7 @@ def _claim(out: Path, spec: StudySpec, overwrite: bool, warn: Callable[[str], No
         warn(f"{path}: unreadable ({exc}); moved to {where}, records are checked against the "
              f"spec given now")
         return
-    new = _spec_json(spec)
+    old, new = _what(old), _what(_spec_json(spec))
     if _canonical(old) == _canonical(new):
         return
     fields = sorted(k for k in set(old) | set(new) if _canonical(old.get(k)) !=
@@ -162,7 +174,7 @@ def _tidy(out: Path, warn: Callable[[str], None]) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _record_session(out: Path, workers: int, warn: Callable[[str], None]) -> None:
+def _record_session(out: Path, workers: int, warn: Callable[[str], None], backend: str) -> None:
     """Append this session's provenance to ``provenance.json`` (we hold the lock); a damaged
     file is quarantined, naming it, and a new one started."""
     path = out / PROVENANCE_FILE
@@ -172,7 +184,7 @@ def _record_session(out: Path, workers: int, warn: Callable[[str], None]) -> Non
         where = quarantine(path, out, str(exc))
         warn(f"{path}: {exc}; moved to {where}, the earlier sessions' provenance is there")
         sessions = []
-    sessions.append({**provenance(), "workers": workers})
+    sessions.append({**provenance(), "workers": workers, "backend": backend})
     atomic_write_bytes(path, json.dumps({"sessions": sessions}, indent=1).encode())
 
 
@@ -193,6 +205,9 @@ def run_study(
     on_plan: Callable[[int, int], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Execute the runs of ``spec`` that have no valid record yet; return the study's records.
 
@@ -208,7 +223,9 @@ def run_study(
         Folder for ``spec.json``, ``runs.json``, ``provenance.json``, ``records/`` and
         ``trajectories/``.
     workers:
-        Process-pool size (1 to :data:`MAX_WORKERS`); 1 runs in this process.
+        Process-pool size (1 to :data:`MAX_WORKERS`); 1 runs in this process (in one worker
+        process when a timeout applies). With Ray: the most runs in flight at once (and the
+        CPUs of a local Ray started here).
     retry_failed:
         Re-run runs whose record says ``"error"``.
     overwrite:
@@ -223,12 +240,29 @@ def run_study(
     on_warning:
         Called with each warning (a quarantined record, a folder moved aside); default
         :func:`warnings.warn`.
+    backend:
+        ``"local"`` (process pool) or ``"ray"`` (each run a Ray task with the spec's
+        ``resources``; needs the ``ray`` extra).
+    address:
+        Ray cluster address (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); ``None``
+        starts a local Ray for the study. Only with ``backend="ray"``.
+    timeout_s:
+        Wall-clock limit of one run in seconds; overrides the spec's ``timeout_s``.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or not (
         1 <= workers <= MAX_WORKERS
     ):
         raise ValueError(f"workers must be an integer in [1, {MAX_WORKERS}], got {workers!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown study backend {backend!r}; valid backends: {list(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise ValueError(f"a Ray address ({address!r}) needs backend='ray', got {backend!r}")
+    limit = check_timeout(timeout_s, "timeout_s") if timeout_s is not None else spec.timeout_s
     warn = on_warning or _warn_default
+    if backend == "ray":
+        from ctrlbench.study_ray import import_ray
+
+        import_ray()  # not installed: say how to install it before touching the folder
     runs = spec.validate()
     ids = {r.run_id for r in runs}
     out = Path(out_dir)
@@ -239,7 +273,7 @@ def run_study(
                            json.dumps(asdict(spec), indent=1, default=jsonable).encode())
         atomic_write_bytes(out / RUNS_FILE,
                            json.dumps({"run_ids": sorted(ids)}, indent=1).encode())
-        _record_session(out, workers, warn)
+        _record_session(out, workers, warn, backend)
         scan = scan_records(out, ids, fix=True, check_trajectories=True)
         for message in scan.messages("moved to quarantine/, the run will be redone",
                                      "moved to quarantine/"):
@@ -249,8 +283,15 @@ def run_study(
                 or (retry_failed and done[r.run_id]["status"] != "ok")]
         if on_plan is not None:
             on_plan(len(runs), len(runs) - len(todo))
-        with closing(_execute(todo, out, workers, [str(Path(p).resolve()) for p in preload])) \
-                as records:
+        preloads = [str(Path(p).resolve()) for p in preload]
+        if backend == "ray":
+            from ctrlbench.study_ray import run_ray
+
+            execution = run_ray(todo, out, workers, preloads, address=address,
+                                resources=dict(spec.resources), timeout_s=limit)
+        else:
+            execution = _execute(todo, out, workers, preloads, limit)
+        with closing(execution) as records:
             for record in records:
                 done[record["run_id"]] = record
                 if on_done is not None:
@@ -259,14 +300,15 @@ def run_study(
 
 
 def _execute(
-    todo: list[RunSpec], out: Path, workers: int, preload: list[str]
+    todo: list[RunSpec], out: Path, workers: int, preload: list[str], timeout_s: float | None
 ) -> Generator[dict[str, Any], None, None]:
-    if workers <= 1 or len(todo) <= 1:
+    if (workers <= 1 or len(todo) <= 1) and timeout_s is None:
         for run in todo:
             raise_if_interrupted()
             yield execute_run(run, out)
         return
     from ctrlbench.study_pool import run_pool
 
-    with closing(run_pool(todo, out, min(workers, len(todo)), preload)) as records:
+    with closing(run_pool(todo, out, max(1, min(workers, len(todo))), preload, timeout_s)) \
+            as records:
         yield from records

@@ -7,6 +7,8 @@
   watchdog thread comparing the parent pid everywhere.
 - A worker that dies (killed, crashed) has its run recorded as failed ("worker process died") and
   is replaced by a fresh one; the study goes on.
+- A run that takes longer than the study's ``timeout_s`` has its worker killed and is recorded as
+  failed, naming the timeout; a fresh worker takes the next run.
 - Workers run one BLAS/OpenMP/torch thread each (``OMP_NUM_THREADS=1`` and friends in their
   environment, read when numpy or torch loads).
 
@@ -37,7 +39,8 @@ from ctrlbench.records import write_record
 if TYPE_CHECKING:
     from ctrlbench.study import RunSpec
 
-__all__ = ["StudyWorkerError", "prepare_worker", "run_pool", "worker_main"]
+__all__ = ["StudyWorkerError", "lost_run_record", "prepare_worker", "run_pool", "timeout_error",
+           "worker_main"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1
@@ -147,6 +150,7 @@ class _Worker:
             child.close()
         self.conn = Connection(here.detach())
         self.run: RunSpec | None = None
+        self.started = 0.0
         try:
             self.conn.send({"sys_path": list(sys.path), "out": str(out),
                             "preload": list(preload)})
@@ -159,7 +163,7 @@ class _Worker:
             self.conn.send(run)
         except OSError:
             return False
-        self.run = run
+        self.run, self.started = run, time.monotonic()
         return True
 
     def stop(self, graceful: bool) -> None:
@@ -191,29 +195,68 @@ def _death(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def _died(worker: _Worker, out: Path) -> dict[str, Any] | None:
-    """The record for the run of a worker that died: its own, if it wrote one, else a failure."""
+def timeout_error(timeout_s: float) -> str:
+    """The error of a run stopped by the study's per-run wall-clock limit."""
+    return f"timed out: the run took longer than timeout_s = {timeout_s:g} s (wall clock)"
+
+
+def lost_run_record(out: Path, run: RunSpec, why: str) -> dict[str, Any]:
+    """The record of ``run`` after its worker stopped: its own, if it wrote one, else a failure
+    saying ``why`` (written atomically, as :func:`~ctrlbench.study.execute_run` would)."""
+    from dataclasses import asdict
+
     from ctrlbench.records import scan_records
 
-    returncode = worker.reap()
-    run = worker.run
-    if run is None:
-        return None
     own = scan_records(out, {run.run_id}).records.get(run.run_id)
     if own is not None:
         return own
-    from dataclasses import asdict
-
-    record = {"run_id": run.run_id, **asdict(run), "status": "error",
-              "error": f"worker process died ({_death(returncode)}) while running it"}
+    record = {"run_id": run.run_id, **asdict(run), "status": "error", "error": why}
     write_record(out, record)
     return record
 
 
+def _died(worker: _Worker, out: Path) -> dict[str, Any] | None:
+    """The record for the run of a worker that died: its own, if it wrote one, else a failure."""
+    returncode = worker.reap()
+    if worker.run is None:
+        return None
+    return lost_run_record(out, worker.run,
+                           f"worker process died ({_death(returncode)}) while running it")
+
+
+def _timed_out(pool: list[_Worker], timeout_s: float | None, out: Path) -> list[dict[str, Any]]:
+    """Kill the workers whose run exceeded ``timeout_s``; their runs' records (failures)."""
+    if timeout_s is None:
+        return []
+    now, records = time.monotonic(), []
+    for w in list(pool):
+        if w.run is not None and now - w.started > timeout_s:
+            pool.remove(w)
+            w.stop(graceful=False)
+            w.reap()
+            records.append(lost_run_record(out, w.run, timeout_error(timeout_s)))
+    return records
+
+
+def _wait_s(pool: list[_Worker], timeout_s: float | None) -> float | None:
+    """Seconds until the first running run reaches ``timeout_s`` (``None``: no limit)."""
+    if timeout_s is None:
+        return None
+    ends = [w.started + timeout_s for w in pool if w.run is not None]
+    return max(0.0, min(ends) - time.monotonic()) + 0.01 if ends else None
+
+
 def run_pool(
-    todo: Sequence[RunSpec], out: Path, workers: int, preload: Sequence[str] = ()
+    todo: Sequence[RunSpec],
+    out: Path,
+    workers: int,
+    preload: Sequence[str] = (),
+    timeout_s: float | None = None,
 ) -> Generator[dict[str, Any], None, None]:
     """Run ``todo`` on up to ``workers`` worker processes; yield each record as it comes.
+
+    A run still going after ``timeout_s`` seconds (``None``: no limit) is killed with its worker
+    and recorded as failed, naming the timeout.
 
     Close the iterator (or let an exception, e.g. an interrupt, pass through it) to stop: the
     workers are then killed and reaped before it returns.
@@ -239,8 +282,12 @@ def run_pool(
                                                f"start a run ({_death(w.reap())})")
                     w.reap()
             busy = {w.conn: w for w in pool if w.run is not None}
-            for conn in wait(list(busy)):
+            ready = wait(list(busy), timeout=_wait_s(pool, timeout_s))
+            yield from _timed_out(pool, timeout_s, out)
+            for conn in ready:
                 w = busy[conn]  # type: ignore[index]
+                if w not in pool:  # killed for its timeout just now
+                    continue
                 try:
                     kind, payload = w.conn.recv()
                 except (EOFError, OSError):

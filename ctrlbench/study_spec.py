@@ -22,10 +22,17 @@ from typing import Any
 from ctrlbench.capabilities import Provides
 from ctrlbench.records import run_id_of
 
-__all__ = ["MAX_SEED", "RunSpec", "StudySpec", "check_steps", "plain_value"]
+__all__ = ["EXECUTION_FIELDS", "MAX_SEED", "RESOURCE_KEYS", "RunSpec", "StudySpec",
+           "check_steps", "check_timeout", "plain_value"]
 
 MAX_SEED = 2**32 - 1
 """The largest seed a study (or ``ctrlbench run --seed``) accepts."""
+RESOURCE_KEYS = ("num_cpus", "num_gpus")
+"""What a run may declare it needs (a Ray task's resources; the local pool runs one run per
+worker process)."""
+EXECUTION_FIELDS = ("timeout_s", "resources")
+"""Spec fields that say how runs execute, not what they compute: a study may be resumed with
+other values (they are not compared with the folder's ``spec.json``)."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -114,6 +121,36 @@ def check_steps(value: Any) -> int | None:
     if n < 1:
         raise ValueError(f"study spec field 'steps' = {n} is out of range; valid: integers >= 1")
     return n
+
+
+def check_timeout(value: Any, where: str = "study spec field 'timeout_s'") -> float | None:
+    """``None`` (no limit) or a wall-clock limit per run in seconds, > 0 and finite."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where} = {_show(value)} ({_type(value)}) must be a number of seconds "
+                        f"> 0, or absent for no limit")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where} = {value!r} is out of range; valid: a finite number of "
+                         f"seconds > 0")
+    return float(value)
+
+
+def _check_resources(value: Any) -> dict[str, float]:
+    """``{"num_cpus": n, "num_gpus": m}`` (either may be left out), each a number >= 0."""
+    res = _mapping("field 'resources'", value, "num_cpus / num_gpus = number")
+    out = {}
+    for key, v in res.items():
+        if key not in RESOURCE_KEYS:
+            raise KeyError(f"unknown resource {key!r} in study spec field 'resources'; valid: "
+                           f"{list(RESOURCE_KEYS)}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (
+            math.isfinite(v) and v >= 0
+        ):
+            raise ValueError(f"study spec field 'resources'[{key!r}] = {_show(v)} must be a "
+                             f"finite number >= 0")
+        out[key] = float(v)
+    return out
 
 
 def plain_value(where: str, value: Any) -> Any:
@@ -239,6 +276,16 @@ class StudySpec:
     grid:
         Parameter grid ``{"plant.<option>" | "controller.<option>": [distinct values, ...]}``;
         the study runs the Cartesian product.
+    timeout_s:
+        Wall-clock limit of one run in seconds (``None``: none); a run past it is stopped and
+        recorded as failed, naming the limit. May change between sessions of a study.
+    resources:
+        What one run needs, ``{"num_cpus": 1, "num_gpus": 0}`` by default: the Ray backend
+        declares it for each run's task. May change between sessions of a study.
+
+    A controller's options may come from a file: ``controller_options = {pid = "best.json"}``
+    (a path, relative to the spec file, to the JSON/TOML file ``ctrlbench tune`` writes, or
+    ``{options = {...}}`` tables alike); its options are read into the spec when it is built.
     """
 
     name: str
@@ -249,6 +296,8 @@ class StudySpec:
     plant_options: Mapping[str, Any] = field(default_factory=dict)
     controller_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    timeout_s: float | None = None
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -262,10 +311,13 @@ class StudySpec:
         per = _mapping("field 'controller_options'", self.controller_options,
                        "controller = {option = value}")
         put(self, "controller_options", {
-            _key("field 'controller_options'", k): _check_options(f"controller_options[{k!r}]", v)
+            _key("field 'controller_options'", k): _check_options(
+                f"controller_options[{k!r}]", _from_file(k, v))
             for k, v in per.items()
         })
         put(self, "grid", _check_grid(self.grid))
+        put(self, "timeout_s", check_timeout(self.timeout_s))
+        put(self, "resources", _check_resources(self.resources))
         for key in self.controller_options:
             ctrl, _, plant = key.partition("@")
             if ctrl not in self.controllers or (plant and plant not in self.plants):
@@ -305,6 +357,11 @@ class StudySpec:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not valid TOML: {exc}") from None
+        per = data.get("controller_options")
+        if isinstance(per, dict):  # options files are relative to the spec file
+            data["controller_options"] = {
+                k: str(path.parent / v) if isinstance(v, str) and not Path(v).is_absolute()
+                else v for k, v in per.items()}
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -406,6 +463,19 @@ class StudySpec:
                 for seed in self.seeds:
                     out.append(RunSpec(plant, ctrl, seed, self.steps, p_opts, c_opts))
         return out
+
+
+def _from_file(key: str, value: Any) -> Any:
+    """A controller's options: the table itself, or read from the options file it names."""
+    if not isinstance(value, str | Path):
+        return value
+    from ctrlbench.tune_options import read_options_file
+
+    try:
+        return read_options_file(value)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"study spec controller_options[{key!r}] = {str(value)!r}: "
+                         f"{exc}") from None
 
 
 def _message(exc: BaseException) -> str:
