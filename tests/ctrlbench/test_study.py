@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -170,6 +171,38 @@ def test_study_in_a_process_pool_records_worker_errors(tmp_path):
     assert status == [(0.1, "error"), (0.1, "error"), (4.0, "ok"), (4.0, "ok")]
     assert "below what a PID can place" in next(
         r for r in records if r["status"] == "error")["error"]
+
+
+def test_a_run_past_its_timeout_is_recorded_failed_and_the_study_goes_on(tmp_path, monkeypatch):
+    # the pd-test controller sleeps 20 ms a step when asked (read by the worker at start-up):
+    # 300 steps take 6 s; the 0.6 s limit stops each run and records why
+    monkeypatch.setenv("CTRLBENCH_TEST_PAUSE", "0.02")
+    spec = StudySpec.from_file(write_spec(tmp_path, ("pd-test",), (0,), 300))
+    spec = dataclasses.replace(spec, grid={}, timeout_s=0.6)
+    t0 = time.monotonic()
+    records = run_study(spec, tmp_path / "out", workers=1, preload=[tmp_path / "spec.py"])
+    assert time.monotonic() - t0 < 5
+    assert len(records) == 1 and records[0]["status"] == "error"
+    assert records[0]["error"].startswith("timed out") and "timeout_s = 0.6 s" in records[0][
+        "error"]
+    assert load_records(tmp_path / "out") == records  # a valid record, read back
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    from ctrlbench.cli import main
+    from ctrlbench.study_ray import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as when not installed
+    spec = StudySpec("x", (MSD,), ("pid",), steps=5)
+    with pytest.raises(MissingExtraError, match=r"pip install 'ctrlbench\[ray\]'"):
+        run_study(spec, tmp_path / "never", backend="ray")
+    assert not (tmp_path / "never").exists()
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\nplants = ["ctrlbench/MassSpringDamper-v0"]\n'
+                    'controllers = ["pid"]\n')
+    assert main(["study", str(path), "--backend", "ray", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "the Ray backend needs ray" in err and "ray==2.60.0" in err and "Traceback" not in err
 
 
 def test_unknown_names_and_options_fail_before_any_run(tmp_path):
