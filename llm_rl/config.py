@@ -80,7 +80,8 @@ class SFTConfig(Options):
 class TrainConfig(Options):
     """One GRPO run: task, policy, warm start, rollout, loss, entropy controller, logging."""
 
-    task: str = option("sumpair", "Registered task: sumpair, countdown-lite, add-n.")
+    task: str = option("sumpair", "Registered task: sumpair, sumpair-heldout, "
+                      "countdown-lite, add-n.")
     # Nested defaults are frozen, validated instances (immutable, so sharing them is safe).
     policy: PolicySpec = option(PolicySpec(), "Tiny model built when init is empty.")  # noqa: RUF009
     init: str = option("", "Local checkpoint directory to start from; empty = build policy and "
@@ -135,9 +136,9 @@ class TrainConfig(Options):
         check_field(self, "pass_k", self.eval_size * self.pass_k <= MAX_SEQUENCES,
                     f"eval_size x pass_k <= {MAX_SEQUENCES:,} sequences per evaluation")
         task = make_task(self.task)  # KeyError listing the valid names
-        if task.exclude_heldout:
-            check_field(self, "eval_size", self.eval_size < task.prompt_count,
-                        f"<= {task.prompt_count - 1}: task {task.name!r} has "
+        if task.max_heldout is not None:
+            check_field(self, "eval_size", self.eval_size <= task.max_heldout,
+                        f"<= {task.max_heldout}: task {task.name!r} has "
                         f"{task.prompt_count} distinct prompts and trains on the others")
         if not self.init:  # a built policy: its size and vocabulary are known now
             check_policy_fits(task, self.policy.max_positions,

@@ -7,7 +7,9 @@ advantage repeated over its tokens. Every loss adds the optional k3 KL to a refe
 
 Registered: ``grpo`` (clipped surrogate; clip-higher via ``eps_high``, dual clip via ``dual_clip``;
 DAPO = ``grpo`` with eps 0.2/0.28, token-mean, dynamic sampling in the trainer), ``clip-cov`` and
-``kl-cov`` (Cui et al. 2025). Each is registered in :data:`LOSSES` next to its own options
+``kl-cov`` (Cui et al. 2025); :mod:`llm_rl.losses_explore` adds ``lp-reg``, ``steer``,
+``siren``, ``epo`` and ``hapo`` to the same registry (imported at the end of this module). Each
+is registered in :data:`LOSSES` next to its own options
 dataclass (:class:`GRPOOptions`, :class:`ClipCovOptions`, :class:`KLCovOptions`);
 :class:`LossConfig` holds the settings every loss reads plus the chosen loss's ``options``.
 """
@@ -28,6 +30,7 @@ from llm_rl.validation import check_field, resolve_options
 __all__ = [
     "AGGREGATIONS",
     "LOSSES",
+    "NEEDS",
     "ClipCovOptions",
     "GRPOOptions",
     "KLCovOptions",
@@ -40,10 +43,15 @@ __all__ = [
     "grpo_loss",
     "k3_kl",
     "kl_cov_loss",
+    "loss_needs",
     "token_covariance",
 ]
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+#: Inputs beyond the common ones that a loss may declare in its options class's ``needs``
+#: (a ``ClassVar``); the trainer computes the costly ones (full distributions, per-token
+#: sampling temperature) only for a loss that declares them.
+NEEDS = ("logp_all", "old_logp_all", "old_entropy", "tokens", "token_temperature")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class GRPOOptions(Options):
     """Options of the ``grpo`` loss: the PPO ratio clip (clip-higher, dual clip)."""
 
     label: ClassVar[str] = "loss"
+    #: Extra inputs the loss reads (names from :data:`NEEDS`).
+    needs: ClassVar[frozenset[str]] = frozenset()
     eps_low: float = option(0.2, "Lower ratio clip (r >= 1 - eps_low).", ge=0, lt=1)
     eps_high: float = option(0.2, "Upper ratio clip (r <= 1 + eps_high); DAPO clip-higher uses "
                              "0.28.", ge=0, le=1e6)
@@ -79,6 +89,7 @@ class KLCovOptions(Options):
     """Options of the ``kl-cov`` loss (no ratio clipping)."""
 
     label: ClassVar[str] = "loss"
+    needs: ClassVar[frozenset[str]] = frozenset()
     kl_cov_ratio: float = option(2e-3, "KL-Cov: fraction kappa of tokens, top by covariance, "
                                  "that get the |l - l_old| penalty.", ge=0, le=1)
     kl_cov_beta: float = option(1.0, "KL-Cov: weight of the |l - l_old| penalty.", ge=0)
@@ -94,7 +105,8 @@ class LossConfig(Options):
     """
 
     label: ClassVar[str] = "loss"
-    name: str = option("grpo", "Registered loss: grpo, clip-cov, kl-cov.")
+    name: str = option("grpo", "Registered loss: grpo, clip-cov, kl-cov, lp-reg, steer, "
+                      "siren, epo, hapo.")
     kl_beta: float = option(0.0, "Weight of the k3 KL to the reference (initial) policy.", ge=0)
     agg: str = option("token-mean", "Aggregation: token-mean (DAPO), seq-mean-token-mean "
                       "(GRPO), seq-mean-token-sum (Dr.GRPO).", choices=AGGREGATIONS)
@@ -133,6 +145,20 @@ class LossInputs:
     """Clip-Cov ratio override (actuator); None uses the config's."""
     generator: torch.Generator | None = None
     """RNG for Clip-Cov's random selection."""
+    old_entropy: torch.Tensor | None = None
+    """Per-token entropy under the rollout policy (detached)."""
+    tokens: torch.Tensor | None = None
+    """The sampled token ids."""
+    logp_all: torch.Tensor | None = None
+    """``(N, V)`` current log-probabilities of the whole vocabulary (requires grad); filled only
+    for a loss that declares ``logp_all`` in its ``needs``."""
+    old_logp_all: torch.Tensor | None = None
+    """``(N, V)`` rollout-policy log-probabilities (detached); only when declared."""
+    state: dict[str, float] | None = None
+    """Mutable state of a loss across calls (SIREN's anchor, EPO's history); the trainer keeps
+    it in its checkpoint."""
+    progress: float = 0.0
+    """Fraction of training done, ``step / steps`` (EPO's phase schedule)."""
 
 
 LossFn = Callable[[LossInputs, LossConfig], tuple[torch.Tensor, dict[str, float]]]
@@ -148,6 +174,11 @@ def _opts(cfg: LossConfig, cls: type[_O]) -> _O:
         raise OptionError(f"loss needs {cls.__name__} options, got "
                           f"{type(cfg.options).__name__} (LossConfig.name = {cfg.name!r})")
     return cfg.options
+
+
+def loss_needs(cfg: LossConfig) -> frozenset[str]:
+    """The extra inputs (:data:`NEEDS`) the configured loss declares."""
+    return frozenset(getattr(type(cfg.options), "needs", frozenset()))
 
 
 def get_loss(name: str) -> LossFn:
@@ -302,3 +333,7 @@ def kl_cov_loss(inp: LossInputs, cfg: LossConfig) -> tuple[torch.Tensor, dict[st
         "touched_frac": k / max(n, 1),
     }
     return _finish(per_token + penalty, inp, cfg, metrics)
+
+
+# The exploration losses register themselves into LOSSES (next to their options classes).
+import llm_rl.losses_explore  # noqa: E402, F401

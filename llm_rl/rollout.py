@@ -20,7 +20,15 @@ from transformers import DynamicCache, PreTrainedModel, StaticCache
 from llm_rl.entropy import entropy_and_logprob
 from llm_rl.validation import NonFiniteLossError
 
-__all__ = ["Rollout", "sample"]
+__all__ = ["LogitsProcessorFn", "Rollout", "TokenTemperature", "sample"]
+
+#: ``fn(logits (B, V), base temperature (B,)) -> (B,)`` temperature of each row's next token
+#: (HAPO's entropy-adaptive temperature).
+TokenTemperature = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``fn(input_ids (B, P + i), scores (B, V)) -> scores``: a ``transformers`` ``LogitsProcessor``
+#: (e.g. :class:`llm_rl.decoding.MirostatLogitsProcessor`) applied to the temperature-scaled
+#: logits before each draw.
+LogitsProcessorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -39,7 +47,8 @@ class Rollout:
     mask:
         ``(B, L)`` 1.0 on response tokens up to and including ``<eos>``.
     temperature:
-        ``(B,)`` sampling temperature of each row.
+        ``(B,)`` sampling temperature of each row, or ``(B, L)`` one per token when a
+        ``token_temperature`` function chose them.
     """
 
     prompt_ids: torch.Tensor
@@ -80,6 +89,8 @@ def sample(
     temperature: float | torch.Tensor = 1.0,
     generator: torch.Generator | None = None,
     fast: bool = False,
+    token_temperature: TokenTemperature | None = None,
+    logits_processor: LogitsProcessorFn | None = None,
 ) -> Rollout:
     """Sample up to ``max_new_tokens`` per row; rows stop at ``<eos>``.
 
@@ -95,6 +106,12 @@ def sample(
         Torch RNG for the draws (on the model's device) for reproducible sampling.
     fast:
         Static KV cache; plus ``torch.compile`` CUDA-graph decoding when on CUDA.
+    token_temperature:
+        Per-token temperature from the logits and the row temperature (HAPO); the rollout then
+        records a ``(B, L)`` temperature.
+    logits_processor:
+        Applied to the temperature-scaled logits before each draw (Mirostat truncation). The
+        recorded log-probs and entropies stay the model's at the sampling temperature.
     """
     device = prompt_ids.device
     bsz, plen = prompt_ids.shape
@@ -121,10 +138,19 @@ def sample(
     out = model(prompt_ids, attention_mask=mask, position_ids=pos, **kwargs)
     logits = out.logits[:, -1]
     last_pos = pos[:, -1]
-    toks, logps, ents, valid = [], [], [], []
+    toks: list[torch.Tensor] = []
+    logps, ents, valid, temps = [], [], [], []
     alive = torch.ones(bsz, dtype=torch.bool, device=device)
+    base = temp
     for i in range(max_new_tokens):
-        probs = torch.softmax(logits.float() / temp[:, None], dim=-1)
+        if token_temperature is not None:
+            temp = token_temperature(logits, base)
+            temps.append(temp)
+        scores = logits.float() / temp[:, None]
+        if logits_processor is not None:
+            seen = torch.cat([prompt_ids, torch.stack(toks, 1)], 1) if toks else prompt_ids
+            scores = logits_processor(seen, scores)
+        probs = torch.softmax(scores, dim=-1)
         try:
             tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         except RuntimeError as exc:  # NaN/inf logits (weights blown up by a huge step size)
@@ -159,5 +185,5 @@ def sample(
         logprobs=torch.stack(logps, 1)[:, :width],
         entropy=torch.stack(ents, 1)[:, :width],
         mask=valid_t[:, :width].float(),
-        temperature=temp,
+        temperature=torch.stack(temps, 1)[:, :width] if temps else temp,
     )

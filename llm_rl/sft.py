@@ -149,7 +149,9 @@ def warm_start(
     model = build_policy(spec, tok, seed=seed).to(device)  # type: ignore[arg-type]
     losses = sft_train(model, task, tok, cfg, seed=seed, progress=progress)
     try:
-        rate = heldout_pass_rate(model, task, tok, seed=seed)
+        most = task.max_heldout
+        rate = heldout_pass_rate(model, task, tok, n=64 if most is None else min(64, most),
+                                 seed=seed)
     except NonFiniteLossError as exc:
         raise NonFiniteLossError(f"{exc} after the SFT warm start (sft.lr = {cfg.lr} may be too "
                                  f"large): nothing was cached") from None

@@ -2,6 +2,8 @@
 
 - ``sumpair``: ``s12:`` -> any ``a+b`` with ``a, b >= 0`` and ``a + b = 12`` (many correct answers,
   so entropy lost beyond the uniform over valid answers is pure diversity loss).
+- ``sumpair-heldout``: the same task over ``N = 4..40`` with 9 sums (``N % 4 == 3``) held out
+  of every draw (SFT and GRPO), so its pass@k measures generalization to unseen ``N``.
 - ``countdown-lite``: ``c3,5,2>13:`` -> an expression using each number once with ``+ - *``
   (usual precedence), e.g. ``3*5-2``; 5-character answers by default (numbers up to 5; up to
   8 with ``max_number`` >= 10).
@@ -11,7 +13,8 @@
 Each task has a fixed held-out set (:meth:`Task.heldout`) and a noisy teacher for the SFT warm
 start (:meth:`Task.teacher`: a correct answer with probability ``1 - noise``, else a near miss).
 The held-out prompts are excluded from training except for ``sumpair``, whose whole prompt space
-is 13 prompts (N = 4..16): its "held-out" pass@k is measured on prompts also trained on.
+is 13 prompts (N = 4..16): its "held-out" pass@k is measured on prompts also trained on
+(``sumpair-heldout`` is the variant with a real held-out split).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "CountdownLite",
     "Problem",
     "SumPair",
+    "SumPairHeldout",
     "Task",
     "check_tokenizer",
     "make_task",
@@ -85,6 +89,11 @@ class Task(ABC):
     @abstractmethod
     def prompt_count(self) -> int:
         """Number of distinct prompts the task can draw."""
+
+    @property
+    def max_heldout(self) -> int | None:
+        """Largest held-out set :meth:`heldout` can draw (``None``: any size, prompts repeat)."""
+        return self.prompt_count - 1 if self.exclude_heldout else None
 
     @property
     def max_positions(self) -> int:
@@ -165,6 +174,43 @@ class SumPair(Task):
     @property
     def prompt_count(self) -> int:
         return self.n_max - self.n_min + 1
+
+
+@dataclass(frozen=True)
+class SumPairHeldout(SumPair):
+    """``sumpair`` over ``N = 4..40`` with a fixed held-out split that is never trained on.
+
+    The sums with ``N % 4 == 3`` (7, 11, ..., 39: 9 prompts) are held out: :meth:`sample` (which
+    the SFT warm start and GRPO draw from) never returns them, and :meth:`heldout` returns only
+    them, so pass@k measures generalization to sums never seen. The other 28 prompts train.
+    ``sumpair`` itself is unchanged.
+    """
+
+    n_max: int = 40
+    name = "sumpair-heldout"
+    exclude_heldout = True
+
+    def _is_heldout(self, n: int) -> bool:
+        return n % 4 == 3
+
+    def sample(self, rng: random.Random) -> Problem:
+        while True:
+            n = rng.randint(self.n_min, self.n_max)
+            if not self._is_heldout(n):
+                return Problem(f"s{n}:", (n,), n)
+
+    def heldout(self, n: int, seed: int = 0) -> list[Problem]:
+        """``n`` of the held-out sums (a seeded choice; all of them when ``n`` is their count)."""
+        pool = [m for m in range(self.n_min, self.n_max + 1) if self._is_heldout(m)]
+        if not 1 <= n <= len(pool):
+            raise ValueError(f"task {self.name!r} holds out {len(pool)} prompts; valid: "
+                             f"eval_size 1 .. {len(pool)}, got {n}")
+        chosen = sorted(random.Random(seed * 7919 + _HELDOUT_SALT).sample(pool, n))
+        return [Problem(f"s{m}:", (m,), m) for m in chosen]
+
+    @property
+    def max_heldout(self) -> int:
+        return sum(1 for m in range(self.n_min, self.n_max + 1) if self._is_heldout(m))
 
 
 def _evaluate(nums: list[int], ops: list[str]) -> int:
@@ -309,6 +355,7 @@ class AddN(Task):
 
 TASKS: dict[str, type[Task]] = {
     "sumpair": SumPair,
+    "sumpair-heldout": SumPairHeldout,
     "countdown-lite": CountdownLite,
     "add-n": AddN,
 }

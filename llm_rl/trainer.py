@@ -30,11 +30,18 @@ import torch
 
 from ctrlbench.io import atomic_write_bytes
 from ctrlbench.runfolder import RunFolderError, lock_folder
-from llm_rl.batch import concat_rollouts, generate, select_rows, token_scores
+from llm_rl.batch import concat_rollouts, generate, select_rows, token_log_softmax, token_scores
 from llm_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
 from llm_rl.config import TrainConfig, check_policy_fits, config_from_dict
 from llm_rl.entropy_control import EntropyController, make_entropy_controller
-from llm_rl.losses import ClipCovOptions, LossInputs, get_loss, group_advantages, k3_kl
+from llm_rl.losses import (
+    ClipCovOptions,
+    LossInputs,
+    get_loss,
+    group_advantages,
+    k3_kl,
+    loss_needs,
+)
 from llm_rl.metrics import covariance_stats, distinct_correct, fit_rh_law, pass_at_k
 from llm_rl.policy import PolicyLoadError, load_policy, save_policy
 from llm_rl.rollout import Rollout
@@ -172,6 +179,8 @@ class GRPOTrainer:
         self.update_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.heldout = self.task.heldout(cfg.eval_size, cfg.seed)
         self._heldout_prompts = {p.prompt for p in self.heldout}
+        self.needs = loss_needs(cfg.loss)
+        self.loss_state: dict[str, float] = {}
         self.step = 0
         self.eval_points: list[tuple[float, float]] = []
         self.last_eval: dict[str, float | None] = {"pass@1": None, f"pass@{cfg.pass_k}": None}
@@ -267,7 +276,8 @@ class GRPOTrainer:
         problems = [self._sample_problem() for _ in range(cfg.prompts_per_step)]
         ro, answers, correct = generate(self.model, self.tok, self.task, problems,
                                         group_size=cfg.group_size, temperature=main_t,
-                                        generator=self.sample_gen, fast=cfg.fast_rollout)
+                                        generator=self.sample_gen, fast=cfg.fast_rollout,
+                                        token_temperature=self._token_temperature())
         rewards = torch.tensor(correct, dtype=torch.float32, device=ro.tokens.device)
         adv = group_advantages(rewards, cfg.group_size, scale_by_std=cfg.loss.scale_adv_by_std)
         groups = rewards.view(-1, cfg.group_size)
@@ -288,12 +298,13 @@ class GRPOTrainer:
         ro, adv, keep, m["spliced"] = self._splice_extra(problems, ro, adv, keep)
         # OLD / REFERENCE LOG-PROBS
         with torch.no_grad():
-            _, old_logp = token_scores(self.model, ro)
+            old_ent, old_logp = token_scores(self.model, ro)
             _, ref_logp = token_scores(self.ref, ro)
+            old_all = token_log_softmax(self.model, ro) if "old_logp_all" in self.needs else None
         vmask = ro.mask.bool()
         m["kl_init"] = float(k3_kl(old_logp[vmask], ref_logp[vmask]).mean())
         # UPDATES
-        m.update(self._update(ro, adv, keep, old_logp, ref_logp, coef, rho))
+        m.update(self._update(ro, adv, keep, (old_logp, old_ent, old_all), ref_logp, coef, rho))
         self._check_weights()
         # CONTROL + EVALUATION
         ctrl.update(entropy)
@@ -307,9 +318,18 @@ class GRPOTrainer:
         m["time_s"] = time.perf_counter() - t0
         return m
 
-    def _update(self, ro: Rollout, adv: torch.Tensor, keep: torch.Tensor, old_logp: torch.Tensor,
+    def _token_temperature(self) -> Any:
+        """The loss's per-token sampling temperature (HAPO), or ``None``."""
+        if "token_temperature" not in self.needs:
+            return None
+        return self.cfg.loss.options.token_temperature
+
+    def _update(self, ro: Rollout, adv: torch.Tensor, keep: torch.Tensor,
+                old: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
                 ref_logp: torch.Tensor, coef: float, rho: float | None) -> dict[str, float]:
         cfg = self.cfg
+        old_logp, old_ent, old_all = old
+        full = "logp_all" in self.needs
         rows = torch.nonzero(keep).view(-1).cpu()
         sums: dict[str, float] = {}
         count = 0
@@ -321,13 +341,23 @@ class GRPOTrainer:
                     continue
                 mb = mb.to(adv.device)
                 sub = select_rows(ro, mb)
-                ent, logp = token_scores(self.model, sub)
+                logp_all = None
+                if full:  # one forward gives the distribution and the per-token values
+                    logp_all = token_log_softmax(self.model, sub)
+                    ent = -(logp_all.exp() * logp_all).sum(-1)
+                    logp = logp_all.gather(-1, sub.tokens[..., None].long()).squeeze(-1)
+                else:
+                    ent, logp = token_scores(self.model, sub)
                 vm = sub.mask.bool()
                 seq_id = torch.arange(len(mb), device=vm.device)[:, None].expand_as(vm)[vm]
                 inp = LossInputs(logp=logp[vm], old_logp=old_logp[mb][vm],
                                  adv=adv[mb][:, None].expand_as(vm)[vm], seq_id=seq_id,
                                  entropy=ent[vm], ref_logp=ref_logp[mb][vm], entropy_coef=coef,
-                                 clip_cov_ratio=rho, generator=self.update_gen)
+                                 clip_cov_ratio=rho, generator=self.update_gen,
+                                 old_entropy=old_ent[mb][vm], tokens=sub.tokens[vm],
+                                 logp_all=None if logp_all is None else logp_all[vm],
+                                 old_logp_all=None if old_all is None else old_all[mb][vm],
+                                 state=self.loss_state, progress=self.step / cfg.steps)
                 loss, lm = self.loss_fn(inp, cfg.loss)
                 self._guard(loss, "loss")
                 self.opt.zero_grad(set_to_none=True)
@@ -429,6 +459,7 @@ class GRPOTrainer:
                     "update": self.update_gen.get_state(), "global": capture_rng()},
             "eval_points": self.eval_points,
             "last_eval": self.last_eval,
+            "loss_state": dict(self.loss_state),
         }
         path = save_checkpoint(self.ckpt_path, state)
         self._saved_step = self.step
@@ -478,6 +509,7 @@ class GRPOTrainer:
         restore_rng(state["rng"]["global"])
         self.eval_points = [(float(h), float(r)) for h, r in state["eval_points"]]
         self.last_eval = dict(state["last_eval"])
+        self.loss_state = {str(k): float(v) for k, v in state.get("loss_state", {}).items()}
         self.step = int(state["step"])
 
     def _tensorboard(self) -> Any:

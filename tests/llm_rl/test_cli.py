@@ -19,7 +19,7 @@ def test_train_and_resume_via_cli(sft_dir, tmp_path, capsys):
 
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["train", "--loss.name", "nope", "--out_dir", str(tmp_path)]) == 2
-    assert "valid loss names: clip-cov, grpo, kl-cov" in capsys.readouterr().err
+    assert "valid loss names: clip-cov, epo, grpo, hapo, kl-cov, lp-reg, siren, steer" in capsys.readouterr().err
     assert main(["list"]) == 0
     assert "sumpair" in capsys.readouterr().out
 
@@ -58,7 +58,8 @@ def test_flag_of_another_entry_names_the_entry_and_its_options(tmp_path, capsys)
          "--loss.clip_cov_ratio does not apply to loss 'grpo' (it is an option of clip-cov); "
          "options of 'grpo': --loss.eps_low, --loss.eps_high, --loss.dual_clip"),
         (["--loss.name", "kl-cov", "--loss.eps_high", "0.28"],
-         "--loss.eps_high does not apply to loss 'kl-cov' (it is an option of clip-cov, grpo)"),
+         "--loss.eps_high does not apply to loss 'kl-cov' (it is an option of clip-cov, epo, "
+         "grpo, hapo, lp-reg, siren, steer)"),
     ]
     for flags, message in cases:
         assert main([*base, *flags]) == 2, flags
@@ -93,7 +94,8 @@ def test_help_carries_the_config_field_docs(capsys):
     assert ("--control.u_max FLOAT Upper actuator limit (>= u_min). [control.name: dual, pid, "
             "sign] (default: 0.05 (dual, sign), 1.0 (pid))") in out
     flat = out.replace(" ", "")  # argparse may wrap at the hyphen of "clip-cov"
-    assert "--loss.eps_lowFLOATLowerratioclip(r>=1-eps_low).[loss.name:clip-cov,grpo]" in flat
+    assert ("--loss.eps_lowFLOATLowerratioclip(r>=1-eps_low).[loss.name:clip-cov,epo,grpo,hapo,"
+            "lp-reg,siren,steer]") in flat
     assert "--resume continue the run in out_dir from its checkpoint.pt (default: false)" in out
     assert "--overwrite start a new run even if out_dir holds one" in out
 

@@ -213,15 +213,25 @@ def test_token_covariance_hand_values():
 
 
 def test_unknown_loss_lists_valid_names():
-    with pytest.raises(KeyError, match="clip-cov, grpo, kl-cov"):
+    with pytest.raises(KeyError, match="clip-cov, epo, grpo, hapo, kl-cov, lp-reg, siren, steer"):
         get_loss("ppo2")
     with pytest.raises(ValueError, match="already registered"):
         LOSSES.register("grpo", get_loss("grpo"))
 
 
 def test_each_loss_has_its_own_options_class():
+    from llm_rl.losses_explore import (
+        EPOOptions,
+        HAPOOptions,
+        LpRegOptions,
+        SIRENOptions,
+        STEEROptions,
+    )
+
     assert {n: LOSSES.options(n) for n in LOSSES.names()} == {
-        "grpo": GRPOOptions, "clip-cov": ClipCovOptions, "kl-cov": KLCovOptions}
+        "grpo": GRPOOptions, "clip-cov": ClipCovOptions, "kl-cov": KLCovOptions,
+        "lp-reg": LpRegOptions, "steer": STEEROptions, "siren": SIRENOptions,
+        "epo": EPOOptions, "hapo": HAPOOptions}
     # the options of the chosen loss are built (with its defaults) from a mapping or None
     cfg = LossConfig(name="clip-cov", options={"clip_cov_ratio": 0.02})
     assert cfg.options == ClipCovOptions(clip_cov_ratio=0.02) and cfg.options.eps_low == 0.2

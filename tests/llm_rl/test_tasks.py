@@ -56,3 +56,26 @@ def test_tasks_that_train_on_heldout_prompts_say_so(name):
     task = make_task(name)
     if not task.exclude_heldout:  # sumpair: 13 prompts in all
         assert "measured on training prompts" in " ".join(type(task).__doc__.split())
+
+
+def test_sumpair_heldout_split_is_never_drawn_for_training():
+    task, rng = make_task("sumpair-heldout"), random.Random(0)
+    held = task.heldout(9)
+    assert [p.target for p in held] == [7, 11, 15, 19, 23, 27, 31, 35, 39]
+    drawn = {task.sample(rng).target for _ in range(2000)}  # SFT and GRPO draw from sample()
+    assert drawn == set(range(4, 41)) - {p.target for p in held}
+    assert task.heldout(4, seed=0) == task.heldout(4, seed=0) != task.heldout(4, seed=1)
+    assert task.max_heldout == 9 and make_task("sumpair").max_heldout is None
+    with pytest.raises(ValueError, match=r"holds out 9 prompts; valid: eval_size 1 \.\. 9"):
+        task.heldout(10)
+    # the old sumpair is unchanged: 13 prompts, its held-out set drawn from them
+    assert make_task("sumpair").prompt_count == 13
+
+
+def test_sumpair_heldout_eval_size_is_checked_by_the_config():
+    from ctrlbench.options import OptionError
+    from llm_rl.config import TrainConfig
+
+    with pytest.raises(OptionError, match=r"TrainConfig.eval_size = 10 is out of range; valid: "
+                                          r"<= 9"):
+        TrainConfig(task="sumpair-heldout", eval_size=10)

@@ -136,7 +136,8 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(sft_dir, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value", "match"),
-    [("loss", lambda: LossConfig(name="ppo-ptx"), "valid loss names: clip-cov, grpo, kl-cov"),
+    [("loss", lambda: LossConfig(name="ppo-ptx"),
+      "valid loss names: clip-cov, epo, grpo, hapo, kl-cov, lp-reg, siren, steer"),
      ("control", lambda: ControlConfig(name="mpc"), "valid entropy controller names"),
      ("task", lambda: "chess", "valid tasks")],
 )
