@@ -303,6 +303,8 @@ def _provenance(out: Path, warn: Callable[[str], None]) -> list[str]:
         workers = session.get("workers")
         what = ("" if workers is None else ", in this process" if workers == 1 else
                 f", {workers} worker processes (one BLAS/torch thread each)")
+        if session.get("backend") == "ray":
+            what = f", Ray backend, up to {workers} runs at once (one BLAS/torch thread each)"
         lines += ["", format_provenance(
             session, heading=f"### Session {i}: {session.get('utc', 'time unknown')}{what}"
         ).rstrip("\n")]

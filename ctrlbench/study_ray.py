@@ -8,7 +8,8 @@ the guarantees of :mod:`ctrlbench.study_pool`:
 - a run whose Ray worker dies (killed, out of memory, node lost) is recorded as failed, naming
   the Ray error; tasks are never retried by Ray (``max_retries=0``), so a run is recorded once;
 - a run past ``timeout_s`` is cancelled (its worker killed) and recorded as failed, naming the
-  limit;
+  limit; the clock starts when the task is submitted, so on a cluster without room for
+  ``workers`` tasks at once the wait in Ray's queue counts too;
 - an interrupt (SIGINT / SIGTERM) or an error in the driver cancels every task in flight
   (``force=True``) and shuts down a Ray it started; runs in flight are not recorded, a rerun does
   them. A Ray started here shares the driver's fate (a ``kill -9`` of the driver ends it).
