@@ -86,8 +86,9 @@ def markdown(rows: list[dict[str, Any]], keys: tuple[str, ...], columns: list[st
     lines += ["", f"Mean +- sample std (ddof 1) over {len(inputs)} seeds:"]
     for inp in inputs:
         prov = inp["provenance"]
-        lines.append(f"- seed {inp['seed']}: {inp['path']} (commit {prov.get('commit')}, "
-                     f"dirty {prov.get('dirty')})")
+        commit = prov.get("git_commit", prov.get("commit"))
+        dirty = prov.get("git_dirty", prov.get("dirty"))
+        lines.append(f"- seed {inp['seed']}: {inp['path']} (commit {commit}, dirty {dirty})")
     return "\n".join(lines) + "\n"
 
 

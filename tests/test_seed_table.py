@@ -12,7 +12,7 @@ from studies.seed_table import aggregate, load, main
 
 def _write(path, seed, rows):
     path.write_text(json.dumps({"args": {"seed": seed}, "rows": rows,
-                                "provenance": {"commit": "abc", "dirty": False}}))
+                                "provenance": {"git_commit": "abc", "git_dirty": False}}))
     return path
 
 
@@ -38,7 +38,8 @@ def test_cli_writes_table_and_names_bad_input(tmp_path, capsys):
     b = _write(tmp_path / "b.json", 1, [{"task": "t", "method": "m", "err": 3.0}])
     assert main([str(a), str(b), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "results.md").read_text()
-    assert "| t | m | 2.000 +- 1.414 |" in text and "seed 1" in text
+    assert "| t | m | 2.000 +- 1.414 |" in text
+    assert "seed 1: " in text and "commit abc, dirty False" in text
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["rows"][0]["err"] == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
     with pytest.raises(SystemExit):
