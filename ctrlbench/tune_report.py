@@ -73,12 +73,17 @@ def build_tune_report(study: Any, result: Any, out_dir: str | Path, *,
         + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.best_params.items())
         + f". Options file: `{result.options_file.name}`.",
         "",
-        "| trial | state | value | " + " | ".join(names) + " | note |",
+        "| trial | state | value (mean over seeds) | " + " | ".join(names) + " | note |",
         "|" + "---|" * (4 + len(names)),
     ]
     for t in trials:
         note = t.user_attrs.get("error") or t.user_attrs.get("lost") or ""
-        lines.append(f"| {t.number} | {t.state.name} | {_fmt(t.value)} | "
+        value = t.value if t.state.name == "COMPLETE" else None
+        if t.state.name == "PRUNED" and t.intermediate_values:
+            step = max(t.intermediate_values)
+            note = (f"pruned after {step + 1} seed(s), running mean "
+                    f"{_fmt(t.intermediate_values[step])}")
+        lines.append(f"| {t.number} | {t.state.name} | {_fmt(value)} | "
                      + " | ".join(_fmt(t.params.get(n)) for n in names)
                      + f" | {' '.join(str(note).split())[:120].replace('|', '/')} |")
     if figures:
