@@ -1,4 +1,7 @@
-"""``ctrlbench llm ...``: train, warm-start and list, with flags generated from the configs.
+"""``ctrlbench llm ...``: train, warm-start, list and sample, with flags generated from the configs.
+
+``sample --init <policy> --prompt s12: --mirostat v2 --tau 3.0`` decodes from a saved policy
+under Mirostat (:mod:`llm_rl.decoding`) and prints the text and the running surprise.
 
 Every field of :class:`~llm_rl.config.TrainConfig` is a flag, its help the field's one-line doc
 and default; nested configs use dotted names (``--loss.name clip-cov --control.name pid
@@ -206,7 +209,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``llm`` argument parser (``train``, ``sft``, ``list``)."""
+    """The ``llm`` argument parser (``train``, ``sft``, ``list``, ``sample``)."""
     from llm_rl.config import TrainConfig
 
     parser = _Parser(prog="ctrlbench llm", description=__doc__.splitlines()[0])
@@ -227,10 +230,82 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list tasks, losses and entropy controllers (with "
                              "options)",
                              description="List tasks, losses, entropy controllers and actuators.")
-    commands = {"train": train, "sft": sft, "list": listing}
+    sample = sub.add_parser("sample", help="sample from a saved policy, optionally under Mirostat",
+                            description="Sample a continuation from a saved policy (plain, or "
+                            "Mirostat v1/v2 feedback on the surprise); prints the text and the "
+                            "running surprise.")
+    _add_sample_flags(sample)
+    commands = {"train": train, "sft": sft, "list": listing, "sample": sample}
     for name, p in commands.items():
         p.siblings = {k: v for k, v in commands.items() if k != name}  # type: ignore[attr-defined]
     return parser
+
+
+def _add_sample_flags(parser: argparse.ArgumentParser) -> None:
+    from llm_rl.decoding import MirostatOptions
+
+    d = MirostatOptions()
+    parser.add_argument("--init", required=True, help="saved policy directory (a run's policy/ "
+                        "or an SFT checkpoint)")
+    parser.add_argument("--prompt", default="", help="prompt text (default: empty)")
+    parser.add_argument("--max_new_tokens", type=int, default=64,
+                        help="tokens to generate at most (default: 64)")
+    parser.add_argument("--mirostat", default="off", help="off, v1 or v2 (default: off)")
+    parser.add_argument("--tau", type=float, default=d.tau,
+                        help=f"Mirostat target surprise, bits (default: {d.tau})")
+    parser.add_argument("--eta", type=float, default=d.eta,
+                        help=f"Mirostat learning rate (default: {d.eta})")
+    parser.add_argument("--m", type=int, default=d.m,
+                        help=f"Mirostat v1: top probabilities for the Zipf fit (default: {d.m})")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature (default: 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from llm_rl.decoding import MIROSTAT_MODES, MirostatOptions, sample_text
+    from llm_rl.policy import load_policy
+    from llm_rl.validation import MAX_TEMPERATURE, MIN_TEMPERATURE, check_device
+
+    if args.mirostat not in ("off", *MIROSTAT_MODES):
+        raise ValueError(f"--mirostat = {args.mirostat!r}; valid: off, {', '.join(MIROSTAT_MODES)}")
+    if not 1 <= args.max_new_tokens <= 100_000:
+        raise ValueError(f"--max_new_tokens = {args.max_new_tokens}; valid: 1 .. 100000")
+    if not MIN_TEMPERATURE <= args.temperature <= MAX_TEMPERATURE:
+        raise ValueError(f"--temperature = {args.temperature}; valid: {MIN_TEMPERATURE} .. "
+                         f"{MAX_TEMPERATURE}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed = {args.seed}; valid: 0 .. {2**32 - 1}")
+    opts = None if args.mirostat == "off" else MirostatOptions(
+        mode=args.mirostat, tau=args.tau, eta=args.eta, m=args.m)
+    check_device(args.device)
+    model, tok = load_policy(args.init, device=args.device)
+    missing = tok.missing(args.prompt)
+    if missing:
+        raise ValueError(f"--prompt has characters {missing!r} the policy's tokenizer lacks "
+                         f"(its characters: {tok.chars!r})")
+    conf = model.config
+    room = int(getattr(conf, "n_positions", None) or conf.max_position_embeddings)
+    need = 1 + len(args.prompt) + args.max_new_tokens
+    if need > room:
+        raise ValueError(f"--max_new_tokens = {args.max_new_tokens} is too many: <bos>, the "
+                         f"prompt and the new tokens need {need} positions, the policy has "
+                         f"{room}; valid: <= {room - 1 - len(args.prompt)}")
+    gen = torch.Generator(device=args.device).manual_seed(args.seed)
+    res = sample_text(model, tok, args.prompt, max_new_tokens=args.max_new_tokens, options=opts,
+                      temperature=args.temperature, generator=gen)
+    print(f"text: {_printable(args.prompt)}|{_printable(res.text)}")
+    run = res.running_mean()
+    for i, (t, s, r) in enumerate(zip(res.tokens, res.surprise, run)):
+        print(f"{i:4d} {_printable(tok.decode([t])) or '<eos>':>6s} surprise {s:6.3f} bits  "
+              f"running mean {r:6.3f}")
+    mode = "plain sampling" if opts is None else f"mirostat {opts.mode}, tau {opts.tau}"
+    print(f"mean surprise {run[-1] if run else float('nan'):.3f} bits over {len(run)} tokens "
+          f"({mode})")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -375,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _train(args)
             if args.command == "sft":
                 return _sft(args)
+            if args.command == "sample":
+                return _sample(args)
             return _list()
     except KeyboardInterrupt as exc:  # outside the training loop (setup, SFT warm start)
         print(f"\n{prefix}: interrupted ({'SIGTERM' if exit_status(exc) == 143 else 'SIGINT'});"

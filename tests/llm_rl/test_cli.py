@@ -19,7 +19,8 @@ def test_train_and_resume_via_cli(sft_dir, tmp_path, capsys):
 
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["train", "--loss.name", "nope", "--out_dir", str(tmp_path)]) == 2
-    assert "valid loss names: clip-cov, epo, grpo, hapo, kl-cov, lp-reg, siren, steer" in capsys.readouterr().err
+    assert ("valid loss names: clip-cov, epo, grpo, hapo, kl-cov, lp-reg, siren, steer"
+            in capsys.readouterr().err)
     assert main(["list"]) == 0
     assert "sumpair" in capsys.readouterr().out
 
