@@ -26,6 +26,11 @@ def test_smoke_study_writes_its_tables_and_reuses_finished_cells(tmp_path, monke
     capsys.readouterr()
     assert study.main(["--smoke", "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("done before, skipped") == 8
+    # a cell saved under other settings is recomputed, the others are reused
+    assert study.main(["--smoke", "--out", str(out), "--after", "1"]) == 0
+    said = capsys.readouterr().out
+    assert said.count("recomputed") == 3 and said.count("done before, skipped") == 5
+    assert study.main(["--smoke", "--out", str(out), "--modes", "8,"]) == 2   # nx 16: below 8
 
 
 def test_full_settings_are_the_papers(capsys):
@@ -43,17 +48,3 @@ def test_solver_bench_quick_runs(tmp_path):
                        "--develop", "0", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["batch"] == 1 and rows[0]["ms_per_step"] > 0
-
-
-def test_a_cell_saved_with_other_settings_is_recomputed(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CTRLBENCH_CACHE", str(tmp_path / "cache"))
-    study = load_study("rbc_baseline")
-    out = tmp_path / "rbc"
-    flags = ["--smoke", "--out", str(out), "--convergence", "false", "--kp", "5,",
-             "--force", "1,"]
-    assert study.main(flags) == 0
-    capsys.readouterr()
-    assert study.main([*flags, "--after", "1"]) == 0
-    said = capsys.readouterr().out
-    assert said.count("recomputed") == 3 and said.count("done before, skipped") == 2
-    assert study.main(["--smoke", "--out", str(out), "--modes", "8,"]) == 2   # nx 16: below 8
