@@ -90,13 +90,37 @@ def _start(ray: Any, address: str | None, workers: int, cpus: float) -> bool:
     if address is None:
         kwargs.update(num_cpus=max(1, round(workers * max(cpus, 1.0))),
                       include_dashboard=False)
+    handlers = _python_handlers()
     try:
         ray.init(address=address, **kwargs)
     except Exception as exc:  # unreachable address, no cluster at "auto", ...
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
         raise StudyWorkerError(f"cannot start or reach {where}: {type(exc).__name__}: "
                                f"{exc}") from None
+    finally:
+        _restore(handlers)
     return True
+
+
+def _python_handlers() -> dict[int, Any]:
+    """The Python-level SIGINT / SIGTERM handlers now (empty off the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {int(s): signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    """Re-install ``handlers``: Ray's core worker installs a C-level failure handler for
+    SIGTERM in the driver, which would crash it instead of interrupting it cleanly
+    (:mod:`ctrlbench.interrupt`)."""
+    import signal
+
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def _describe(exc: BaseException) -> str:

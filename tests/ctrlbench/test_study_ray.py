@@ -194,3 +194,28 @@ def test_kill9_of_a_ray_worker_and_of_the_driver_then_reruns_record_each_run_onc
     for folder in (out, fresh):
         recs = _rerun_and_check(spec_path, folder, 2 * seeds)
         assert all(r["status"] == "ok" for r in recs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_sigint_to_a_ray_study_exits_cleanly_without_error_records(
+        tmp_path, sig, status):
+    # Ray's core worker installs a C-level SIGTERM handler in the driver that would crash it;
+    # the backend puts ctrlbench's interrupt handling back after starting Ray
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(SPEC_TOML.format(seeds=", ".join(map(str, range(8)))))
+    out = tmp_path / "out"
+    proc = _start(spec_path, out)
+    _wait_for(out, proc, 2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err.decode()[-2000:]
+    assert b"finished work is kept" in err and b"bug in Ray" not in err
+    recs = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert recs and all(r["status"] == "ok" for r in recs)
+    deadline = time.monotonic() + 15
+    while _ray_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _ray_workers()
+    _rerun_and_check(spec_path, out, 16)
