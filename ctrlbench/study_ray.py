@@ -33,7 +33,7 @@ from ctrlbench.study_pool import StudyWorkerError, lost_run_record, timeout_erro
 if TYPE_CHECKING:
     from ctrlbench.study_spec import RunSpec
 
-__all__ = ["RAY_INSTALL", "MissingExtraError", "import_ray", "run_ray"]
+__all__ = ["RAY_INSTALL", "MissingExtraError", "import_ray", "run_ray", "start_ray"]
 
 RAY_INSTALL = "pip install 'ctrlbench[ray]'  (or: pip install ray==2.60.0)"
 """How to install the Ray backend."""
@@ -76,8 +76,11 @@ def ray_run(run: RunSpec, out: str, sys_path: list[str], preload: list[str]) -> 
     return execute_run(run, out)
 
 
-def _start(ray: Any, address: str | None, workers: int, cpus: float) -> bool:
-    """Connect to ``address`` or start a local Ray; ``True`` when this call started it."""
+def start_ray(address: str | None, workers: int, cpus: float = 1.0) -> bool:
+    """Connect to ``address`` or start a local Ray (``workers x cpus`` CPUs) unless this process
+    is connected already; ``True`` when this call connected (the caller then ends it with
+    ``ray.shutdown()``)."""
+    ray = import_ray()
     if ray.is_initialized():
         return False
     import ctrlbench
@@ -146,7 +149,7 @@ def run_ray(
     """
     ray = import_ray()
     res = {"num_cpus": 1.0, "num_gpus": 0.0, **(resources or {})}
-    started = _start(ray, address, workers, res["num_cpus"])
+    started = start_ray(address, workers, res["num_cpus"])
     task = ray.remote(ray_run).options(max_retries=0, retry_exceptions=False, **res)
     queue = list(reversed(todo))
     flying: dict[Any, tuple[RunSpec, float]] = {}

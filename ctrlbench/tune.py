@@ -323,11 +323,22 @@ def run_tune(
         owner = f"{socket.gethostname()}:{out.resolve()}"
         for message in _requeue_lost(study, spec, owner):
             (on_warning or (lambda _: None))(message)
-        loop = _serial(spec, study, out, owner) if workers == 1 and backend == "local" else \
-            _batched(spec, study, out, owner, workers, backend, address)
-        for trial in loop:
-            if on_trial is not None:
-                on_trial(trial)
+        started = False
+        if backend == "ray":  # one Ray for the whole tuning, not one per batch
+            from ctrlbench.study_ray import start_ray
+
+            started = start_ray(address, workers)
+        try:
+            loop = _serial(spec, study, out, owner) if workers == 1 and backend == "local" \
+                else _batched(spec, study, out, owner, workers, backend, address)
+            for trial in loop:
+                if on_trial is not None:
+                    on_trial(trial)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
         return _finish(spec, study, out, name)
 
 
