@@ -146,3 +146,42 @@ def test_cli_refuses_unsafe_name_and_writes_nothing(tmp_path, monkeypatch, capsy
     assert err.count("\n") == 0 and "is not a safe folder name" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
     assert not (tmp_path.parent / "escape").exists()
+
+
+@pytest.mark.parametrize(("fields", "kind", "message"), [
+    ({"timeout_s": 0}, ValueError, "'timeout_s' = 0 is out of range; valid: a finite number"),
+    ({"timeout_s": "5"}, TypeError, "'timeout_s' = '5' (str) must be a number of seconds"),
+    ({"resources": {"gpus": 1}}, KeyError, "unknown resource 'gpus'"),
+    ({"resources": {"num_cpus": -1}}, ValueError, "'resources'['num_cpus'] = -1 must be"),
+    ({"controller_options": {"pid": "missing.json"}}, FileNotFoundError,
+     "options file 'missing.json' does not exist"),
+])
+def test_execution_fields_and_options_files_are_checked(fields, kind, message):
+    with pytest.raises((kind, ValueError)) as err:
+        spec(**fields)
+    assert message in str(err.value)
+
+
+def test_options_file_relative_to_the_toml_spec_and_execution_fields_may_change(tmp_path):
+    from ctrlbench.study import run_study
+
+    (tmp_path / "best.json").write_text('{"controller": "pid", "options": {"bandwidth": 6.0}}')
+    path = tmp_path / "s.toml"
+    path.write_text(f'name = "s"\nplants = ["{MSD}"]\ncontrollers = ["pid"]\nsteps = 5\n'
+                    'timeout_s = 30\nresources = {num_cpus = 1}\n\n'
+                    '[controller_options]\npid = "best.json"\n')
+    loaded = StudySpec.from_file(path)
+    assert loaded.controller_options == {"pid": {"bandwidth": 6.0}}
+    assert loaded.timeout_s == 30.0 and loaded.resources == {"num_cpus": 1.0}
+    out = tmp_path / "out"
+    first = run_study(loaded, out)
+    assert first[0]["controller_options"] == {"bandwidth": 6.0}
+    # a resume with another timeout and resources is the same study; other steps are not
+    ran: list[dict] = []
+    again = run_study(StudySpec.from_dict({**BASE, "steps": 5, "timeout_s": 60,
+                                           "controller_options": {"pid": {"bandwidth": 6.0}}}),
+                      out, on_done=ran.append)
+    assert ran == [] and [r["run_id"] for r in again] == [r["run_id"] for r in first]
+    with pytest.raises(ValueError, match="the specs differ in steps"):
+        run_study(StudySpec.from_dict({**BASE, "steps": 6, "controller_options": {
+            "pid": {"bandwidth": 6.0}}}), out)
