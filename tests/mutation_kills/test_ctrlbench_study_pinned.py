@@ -39,7 +39,8 @@ def spec_dict(spec: StudySpec) -> dict[str, Any]:
             "seeds": list(spec.seeds), "steps": spec.steps,
             "plant_options": dict(spec.plant_options),
             "controller_options": {k: dict(v) for k, v in spec.controller_options.items()},
-            "grid": {k: list(v) for k, v in spec.grid.items()}}
+            "grid": {k: list(v) for k, v in spec.grid.items()},
+            "timeout_s": spec.timeout_s, "resources": dict(spec.resources)}
 
 
 # --- the files a study writes -------------------------------------------------------------------
