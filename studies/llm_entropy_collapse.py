@@ -52,16 +52,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.io import atomic_write_bytes, save_figure
+from ctrlbench.io import save_figure
 from ctrlbench.options import Options, option, parse_bool
-from ctrlbench.provenance import format_provenance, provenance
-from llm_rl.config import SFTConfig, TrainConfig, config_hash
+from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig, PIDOptions
 from llm_rl.losses import LossConfig
 from llm_rl.metrics import fit_rh_law
 from llm_rl.policy import PolicySpec
+from llm_rl.study_runs import train_or_reuse, write_results
 from llm_rl.tasks import make_task
-from llm_rl.trainer import GRPOTrainer
 
 METHODS = ("open-loop", "entropy-bonus", "clip-cov", "kl-cov", "pid", "dual", "aepo")
 #: ``--smoke`` sizes (flags given explicitly win) and its wall-time budget on 2 CPU cores.
@@ -178,37 +177,10 @@ def summarize(hist: list[dict[str, Any]], setpoint: float) -> dict[str, Any]:
 
 
 def run_one(task: str, method: str, args: Args) -> dict[str, Any]:
-    """Train one run (resuming if interrupted) unless its summary, for this exact config, exists.
-
-    The summary stores :func:`llm_rl.config.config_hash` of the run's :class:`TrainConfig`; a
-    summary written under another config is not returned. A checkpoint under another config
-    resumes only where the trainer allows it (more ``steps``), else a ``ValueError`` says so.
-    """
-    cfg = train_config(task, method, args)
-    out = Path(cfg.out_dir)
-    done = out / "summary.json"
-    digest = config_hash(cfg)
-    if done.is_file():
-        summary = json.loads(done.read_text())
-        if summary.get("config_hash") == digest:
-            return summary
-        # Another config's record (e.g. --smoke numbers): never report it for this run.
-    t0 = time.perf_counter()
-    try:
-        resume = (out / "checkpoint.pt").is_file()  # a run killed before its first checkpoint
-        trainer = GRPOTrainer(cfg, resume=resume, overwrite=not resume)  # restarts from scratch
-    except ValueError as exc:
-        if "config differs" not in str(exc):
-            raise
-        raise ValueError(
-            f"{out} holds a run with another config ({exc}); pass a different --out_dir or "
-            f"delete that directory"
-        ) from exc
-    trainer.train()
-    summary = {"task": task, "method": method, "config_hash": digest,
-               **summarize(trainer.history, args.setpoint), "wall_s": time.perf_counter() - t0}
-    atomic_write_bytes(done, json.dumps(summary).encode())
-    return summary
+    """Train one run, or reuse its summary for this exact config
+    (:func:`llm_rl.study_runs.train_or_reuse`)."""
+    return train_or_reuse(train_config(task, method, args),
+                          lambda h: summarize(h, args.setpoint), task=task, method=method)
 
 
 def _history(args: Args, task: str, method: str) -> list[dict[str, Any]]:
@@ -286,12 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{task:15s} {method:14s} H {r['entropy_start']:.3f}->{r['entropy_end']:.3f} "
                   f"err {r['rel_err_second_half']:.3f} pass@1 {r['pass@1']:.3f} "
                   f"({r['wall_s']:.1f}s)", flush=True)
-    prov = provenance()
-    text = report(args, rows) + "\n" + format_provenance(prov)
-    atomic_write_bytes(Path(args.out_dir) / "results.md", text.encode())
-    atomic_write_bytes(Path(args.out_dir) / "results.json", json.dumps(
-        {"args": args.to_dict(), "rows": rows, "provenance": prov}, indent=1,
-        default=float).encode())
+    text = write_results(args.out_dir, args.to_dict(), rows, report(args, rows))
     print(text)
     print(f"total {time.perf_counter() - t0:.1f}s -> {args.out_dir}/results.md")
     return 0

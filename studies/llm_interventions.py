@@ -46,14 +46,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.io import atomic_write_bytes, save_figure
+from ctrlbench.io import save_figure
 from ctrlbench.options import Options, option, parse_bool
-from ctrlbench.provenance import format_provenance, provenance
-from llm_rl.config import SFTConfig, TrainConfig, config_hash
+from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig, PIDOptions
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec
-from llm_rl.trainer import GRPOTrainer
+from llm_rl.study_runs import train_or_reuse, write_results
 
 METHODS = ("open-loop", "entropy-bonus", "clip-cov", "kl-cov", "pid", "lp-reg", "steer", "siren",
            "epo", "hapo")
@@ -166,28 +165,10 @@ def summarize(hist: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_one(task: str, method: str, args: Args) -> dict[str, Any]:
-    """Train one run (resuming an unfinished one) unless its summary for this config exists."""
-    cfg = train_config(task, method, args)
-    out = Path(cfg.out_dir)
-    done = out / "summary.json"
-    digest = config_hash(cfg)
-    if done.is_file():
-        summary = json.loads(done.read_text())
-        if summary.get("config_hash") == digest:
-            return dict(summary)
-    resume = (out / "checkpoint.pt").is_file()
-    try:
-        trainer = GRPOTrainer(cfg, resume=resume, overwrite=not resume)
-    except ValueError as exc:
-        if "config differs" not in str(exc):
-            raise
-        raise ValueError(f"{out} holds a run with another config ({exc}); pass a different "
-                         f"--out_dir or delete that directory") from exc
-    trainer.train()
-    summary = {"task": task, "method": method, "config_hash": digest,
-               **summarize(trainer.history)}
-    atomic_write_bytes(done, json.dumps(summary).encode())
-    return summary
+    """Train one run, or reuse its summary for this exact config
+    (:func:`llm_rl.study_runs.train_or_reuse`)."""
+    return train_or_reuse(train_config(task, method, args), summarize, task=task,
+                          method=method)
 
 
 def _history(args: Args, task: str, method: str) -> list[dict[str, Any]]:
@@ -259,12 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{task:16s} {method:14s} H {r['entropy_start']:.3f}->{r['entropy_end']:.3f} "
                   f"pass@1 {r['pass@1']:.3f} touched {r['touched_frac']:.4f} "
                   f"{r['step_s']:.2f}s/step", flush=True)
-    prov = provenance()
-    text = report(args, rows) + "\n" + format_provenance(prov)
-    atomic_write_bytes(Path(args.out_dir) / "results.md", text.encode())
-    atomic_write_bytes(Path(args.out_dir) / "results.json", json.dumps(
-        {"args": args.to_dict(), "rows": rows, "provenance": prov}, indent=1,
-        default=float).encode())
+    text = write_results(args.out_dir, args.to_dict(), rows, report(args, rows))
     print(text)
     print(f"total {time.perf_counter() - t0:.1f}s -> {args.out_dir}/results.md")
     return 0
