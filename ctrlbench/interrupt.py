@@ -27,6 +27,7 @@ from typing import TypeVar
 
 __all__ = [
     "Interrupted",
+    "deferred_signals",
     "exit_status",
     "handle_signals",
     "pending_signal",
@@ -94,6 +95,34 @@ def handle_signals() -> Iterator[None]:
         for s, h in old.items():
             signal.signal(s, h)
         _pending = None
+
+
+def _defer(signum: int, frame: FrameType | None) -> None:
+    global _pending
+    _pending = signum
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Inside the block SIGINT and SIGTERM only set the pending flag (:func:`pending_signal`);
+    the code polls it and re-raises with :func:`raise_if_interrupted` where it is safe.
+
+    For loops that spend their time in foreign code that must not be unwound mid-call (Ray's
+    core worker crashes the process when a Python exception interrupts a task submission).
+    A signal already pending stays pending. Outside the main thread this is a no-op; the
+    previous handlers are restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, _defer)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def run_script(parse: Callable[[], T], body: Callable[[T], int | None]) -> int:

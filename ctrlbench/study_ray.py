@@ -11,8 +11,11 @@ the guarantees of :mod:`ctrlbench.study_pool`:
   limit; the clock starts when the task is submitted, so on a cluster without room for
   ``workers`` tasks at once the wait in Ray's queue counts too;
 - an interrupt (SIGINT / SIGTERM) or an error in the driver cancels every task in flight
-  (``force=True``) and shuts down a Ray it started; runs in flight are not recorded, a rerun does
-  them. A Ray started here shares the driver's fate (a ``kill -9`` of the driver ends it).
+  (``force=True``), waits until Ray has settled them and shuts down a Ray it started; runs in
+  flight are not recorded, a rerun does them. While the driver is inside Ray a signal is only
+  noted (:func:`ctrlbench.interrupt.deferred_signals`) and acted on within ``_POLL_S``
+  seconds, so it never unwinds a call into Ray's core worker. A Ray started here shares the
+  driver's fate (a ``kill -9`` of the driver ends it).
 
 Without ``address`` a local Ray is started for the study (``num_cpus`` = runs in flight x CPUs a
 run declares, no dashboard) and stopped at its end; a Ray this process already started
@@ -28,6 +31,7 @@ from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctrlbench.interrupt import deferred_signals, pending_signal, raise_if_interrupted
 from ctrlbench.study_pool import StudyWorkerError, lost_run_record, timeout_error
 
 if TYPE_CHECKING:
@@ -156,33 +160,51 @@ def run_ray(
     cancelled: dict[Any, RunSpec] = {}
     sys_path, out_s, pre = list(sys.path), str(out), list(preload)
     try:
-        while queue or flying or cancelled:
-            while queue and len(flying) + len(cancelled) < workers:
-                run = queue.pop()
-                flying[task.remote(run, out_s, sys_path, pre)] = (run, time.monotonic())
-            wait_s = None
-            if timeout_s is not None and flying:
-                first = min(t for _, t in flying.values())
-                wait_s = max(0.0, first + timeout_s - time.monotonic()) + 0.01
-            if cancelled:
-                wait_s = 0.1 if wait_s is None else min(wait_s, 0.1)
-            ready, _ = ray.wait([*flying, *cancelled], num_returns=1, timeout=wait_s)
-            for ref in ready:
-                yield _settle(ray, ref, flying, cancelled, out, timeout_s)
-            if timeout_s is not None:
-                now = time.monotonic()
-                for ref, (_, t0) in list(flying.items()):
-                    if now - t0 > timeout_s:
-                        ray.cancel(ref, force=True, recursive=True)
-                        cancelled[ref] = flying.pop(ref)[0]
+        # A signal must not unwind a call into Ray's core worker (a task submission cut short
+        # crashed the driver in NormalTaskSubmitter): it is noted, then acted on between calls.
+        with deferred_signals():
+            while (queue or flying or cancelled) and pending_signal() is None:
+                while queue and len(flying) + len(cancelled) < workers:
+                    run = queue.pop()
+                    flying[task.remote(run, out_s, sys_path, pre)] = (run, time.monotonic())
+                wait_s = _POLL_S
+                if timeout_s is not None and flying:
+                    first = min(t for _, t in flying.values())
+                    wait_s = min(wait_s, max(0.0, first + timeout_s - time.monotonic()) + 0.01)
+                ready, _ = ray.wait([*flying, *cancelled], num_returns=1, timeout=wait_s)
+                for ref in ready:
+                    yield _settle(ray, ref, flying, cancelled, out, timeout_s)
+                if timeout_s is not None:
+                    now = time.monotonic()
+                    for ref, (_, t0) in list(flying.items()):
+                        if now - t0 > timeout_s:
+                            ray.cancel(ref, force=True, recursive=True)
+                            cancelled[ref] = flying.pop(ref)[0]
     finally:
-        for ref in [*flying, *cancelled]:
-            try:
-                ray.cancel(ref, force=True, recursive=True)
-            except Exception:  # already finished or its worker gone
-                pass
-        if started:
-            ray.shutdown()
+        with deferred_signals():  # a second signal must not cut the clean-up short either
+            _cancel_all(ray, [*flying, *cancelled])
+            if started:
+                ray.shutdown()
+    raise_if_interrupted()
+
+
+_POLL_S = 0.2
+"""Longest wait inside Ray before the driver looks for a pending signal (seconds)."""
+
+
+def _cancel_all(ray: Any, refs: list[Any]) -> None:
+    """Force-cancel ``refs`` and wait (a few seconds at most) until Ray has settled them, so
+    no submission or cancellation is in flight when Ray is shut down."""
+    for ref in refs:
+        try:
+            ray.cancel(ref, force=True, recursive=True)
+        except Exception:  # already finished or its worker gone
+            pass
+    if refs:
+        try:
+            ray.wait(refs, num_returns=len(refs), timeout=10.0)
+        except Exception:  # Ray already going down: nothing left to wait for
+            pass
 
 
 def _settle(

@@ -12,6 +12,7 @@ import pytest
 
 from ctrlbench.interrupt import (
     Interrupted,
+    deferred_signals,
     exit_status,
     handle_signals,
     pending_signal,
@@ -27,6 +28,21 @@ def test_signals_raise_interrupted_with_the_shell_status(signum, status):
     assert exc.value.signum == signum and exit_status(exc.value) == status
     assert isinstance(exc.value, KeyboardInterrupt)
     assert exit_status(KeyboardInterrupt()) == 130
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_deferred_signals_only_note_the_signal_until_it_is_checked(signum):
+    # the Ray driver polls between calls into Ray instead of being unwound inside one
+    with handle_signals():
+        outer = signal.getsignal(signum)
+        with deferred_signals():
+            os.kill(os.getpid(), signum)
+            time.sleep(0.05)  # a raising handler would have fired by now
+            assert pending_signal() == signum
+        assert signal.getsignal(signum) is outer
+        with pytest.raises(Interrupted) as exc:
+            raise_if_interrupted()
+        assert exc.value.signum == signum and pending_signal() is None
 
 
 def test_handlers_are_restored():
