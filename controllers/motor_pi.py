@@ -45,6 +45,10 @@ class PMSMCurrentPIOptions(Options):
     t_sigma: float | None = option(
         None, "sum of small time constants of the current loop [s]; None = the plant's dt", gt=0,
         le=1.0)
+    kp_scale: float = option(1.0, "factor on the designed proportional gains (both axes)",
+                             gt=0, le=100.0)
+    ki_scale: float = option(1.0, "factor on the designed integral gains (both axes)",
+                             gt=0, le=100.0)
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,14 @@ class PMSMCurrentPI(FeedbackController):
         Observation positions of ``i_sd, i_sq, i_sd_ref, i_sq_ref, omega``.
     t_sigma:
         Small time constant of the loop (s).
+    kp_scale, ki_scale:
+        Factors on the designed ``K_p`` and ``K_i`` (1 = the technical optimum); what
+        ``ctrlbench tune`` searches when the two gains are tuned apart (``studies/motor_tune.py``).
     """
 
     def __init__(
-        self, dt: float, model: PlantModel, obs_index: tuple[int, ...], t_sigma: float
+        self, dt: float, model: PlantModel, obs_index: tuple[int, ...], t_sigma: float,
+        kp_scale: float = 1.0, ki_scale: float = 1.0,
     ) -> None:
         super().__init__(dt)
         p = model.params
@@ -96,8 +104,8 @@ class PMSMCurrentPI(FeedbackController):
         g_d = rl_technical_optimum(p["r_s"], p["l_d"], t_sigma)
         g_q = rl_technical_optimum(p["r_s"], p["l_q"], t_sigma)
         self.pid = PID(
-            np.array([g_d.kp, g_q.kp]) / scale,
-            np.array([g_d.ki, g_q.ki]) / scale,
+            kp_scale * np.array([g_d.kp, g_q.kp]) / scale,
+            ki_scale * np.array([g_d.ki, g_q.ki]) / scale,
             dt=dt,
             u_min=-1.0,
             u_max=1.0,
@@ -195,7 +203,8 @@ def design_pmsm_current(plant: Any, model: PlantModel,
     refs = (reference_index(obs, "i_sd"), reference_index(obs, "i_sq"))
     dt = plant_dt(plant)
     t_sigma = dt if options.t_sigma is None else options.t_sigma
-    return PMSMCurrentPI(dt, model, (*idx, *refs, index_of(obs, "omega")), t_sigma)
+    return PMSMCurrentPI(dt, model, (*idx, *refs, index_of(obs, "omega")), t_sigma,
+                         options.kp_scale, options.ki_scale)
 
 
 def design_dc_speed(plant: Any, model: PlantModel, options: DCSpeedPIOptions) -> DCSpeedCascadePI:
