@@ -10,9 +10,13 @@ temperature (``temperature``) or the Clip-Cov ratio (``clip_cov_ratio``). Regist
 - ``pid``: PI/PID on ``e = H* - H`` through :class:`controllers.pid.PID` (anti-windup, limits);
   defaults kp 1.0, ki 0.1, kd 0, bonus in [0, 1] (the PI tuned in studies/README.md).
 - ``dual``: dual ascent on ``log alpha`` (SAC temperature): ``log_alpha += lr (H* - H)``, the
-  gradient step on ``loss_alpha = -log_alpha (H* - H)``.
+  gradient step on ``loss_alpha = -log_alpha (H* - H)``; optional runaway protection (a
+  proportional term on ``log alpha``, a faster decrease above H*, a cut of the bonus well above
+  H*, conditional integration), off by default so the original dual ascent is the default.
 - ``aepo``: bang-bang temperature for extra REINFORCE samples: ``T_high`` when the last entropy
   ``<= H*`` else ``T_low``; the trainer splices the positive-advantage ones into the batch.
+- ``prbs`` and ``steps``: open-loop excitation schedules for system identification
+  (:mod:`llm_rl.excitation`, registered here by lazy entry points).
 
 Each is registered in :data:`ENTROPY_CONTROLLERS` next to its own options dataclass
 (:class:`ConstantOptions`, :class:`SignOptions`, :class:`PIDOptions`, :class:`DualOptions`,
@@ -100,6 +104,12 @@ class DualOptions(LimitOptions):
     """Options of the ``dual`` controller (dual ascent on log alpha; needs value > 0)."""
 
     lr: float = option(0.5, "Dual-ascent step size on log alpha.", gt=0)
+    kp_log: float = option(0.0, "Dual: proportional gain on log alpha (per nat), alpha = "
+                           "exp(log_alpha + kp_log (H* - H)); 0 = pure dual ascent.", ge=0)
+    down_ratio: float = option(1.0, "Dual: lr multiplier while H > H* (> 1 backs the bonus off "
+                               "faster than it grows); 1 = symmetric.", ge=1)
+    cut_above: float = option(0.0, "Dual: while H > H* (1 + cut_above) apply u_min (the bonus "
+                              "is cut); 0 = no cut.", ge=0)
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,8 @@ class ControlConfig(Options):
     """
 
     label: ClassVar[str] = "control"
-    name: str = option("constant", "Registered controller: constant, sign, pid, dual, aepo.")
+    name: str = option("constant", "Registered controller: constant, sign, pid, dual, aepo, "
+                       "prbs, steps.")
     actuator: str = option("entropy_coef", "What it drives: entropy_coef, temperature, "
                            "clip_cov_ratio.", choices=ACTUATORS)
     setpoint: float = option(0.6, "Target token-mean entropy H* (nats).", gt=0)
@@ -292,7 +303,21 @@ class PIDEntropyController(EntropyController):
 
 @ENTROPY_CONTROLLERS.register("dual", options=DualOptions)
 class DualAscentController(EntropyController):
-    """``alpha = exp(log_alpha)``; ``log_alpha += lr (H* - H)``, alpha kept in [u_min, u_max]."""
+    """``alpha = exp(log_alpha)``; ``log_alpha += lr (H* - H)``, alpha kept in [u_min, u_max].
+
+    With the defaults this is plain dual ascent (SAC's temperature rule). It can run away on a
+    plant whose entropy takes off under a bonus: pure integral action keeps raising alpha while
+    H lags below H*, then lowers it only at ``lr (H - H*)`` per step once H has overshot
+    (countdown-lite, seed 2: H = 2.66, reward 0, studies/README.md). The options that stop it:
+
+    - ``kp_log``: a proportional term, ``alpha = exp(log_alpha + kp_log (H* - H))``, which cuts
+      the bonus in the same step as H overshoots (a PI controller on ``log alpha``);
+    - ``down_ratio``: integrate ``down_ratio`` times faster while ``H > H*``;
+    - ``cut_above``: apply ``u_min`` while ``H > H* (1 + cut_above)``;
+    - conditional integration (always on, a no-op for ``kp_log = 0``): ``log_alpha`` does not
+      integrate further into a limit the applied alpha already sits at, and stays within
+      ``[log u_min, log u_max]``.
+    """
 
     options_class = DualOptions
 
@@ -313,9 +338,18 @@ class DualAscentController(EntropyController):
         return min(max(log_alpha, math.log(max(o.u_min, 1e-12))), math.log(o.u_max))
 
     def _update(self, entropy: float) -> float:
-        self.log_alpha = self._clip(self.log_alpha
-                                    + self.opts.lr * (self.config.setpoint - entropy))
-        return math.exp(self.log_alpha)
+        o, e = self.opts, self.config.setpoint - entropy
+        lr = o.lr * (o.down_ratio if e < 0 else 1.0)
+        applied = self._clip(self.log_alpha + o.kp_log * e)
+        # conditional integration: never push further into a limit the output sits at
+        at_max = applied >= math.log(o.u_max) and e > 0
+        at_min = applied <= math.log(max(o.u_min, 1e-12)) and e < 0
+        if o.kp_log == 0.0 or not (at_max or at_min):
+            self.log_alpha = self._clip(self.log_alpha + lr * e)
+        alpha = math.exp(self._clip(self.log_alpha + o.kp_log * e))
+        if o.cut_above > 0 and entropy > self.config.setpoint * (1.0 + o.cut_above):
+            return float(o.u_min)
+        return alpha
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "log_alpha": self.log_alpha}
@@ -351,6 +385,14 @@ class AEPOController(EntropyController):
         low = self.last_entropy is not None and self.last_entropy <= self.config.setpoint
         cap = o.aepo_max_splice if low else o.aepo_max_splice // 2
         return ExtraRollout(temperature=self.value, fraction=o.aepo_fraction, max_splice=cap)
+
+
+ENTROPY_CONTROLLERS.register("prbs", "llm_rl.excitation:PRBSController",
+                             options="llm_rl.excitation:PRBSOptions",
+                             description="Open-loop PRBS excitation for identification.")
+ENTROPY_CONTROLLERS.register("steps", "llm_rl.excitation:StepsController",
+                             options="llm_rl.excitation:StepsOptions",
+                             description="Open-loop multi-step schedule for identification.")
 
 
 def make_entropy_controller(config: ControlConfig) -> EntropyController:

@@ -67,6 +67,37 @@ def test_dual_ascent_on_log_alpha():
         make("dual", value=0.0)
 
 
+def test_dual_defaults_are_the_original_dual_ascent():
+    # the runaway protection is off by default: old dual results reproduce
+    o = DualOptions()
+    assert (o.kp_log, o.down_ratio, o.cut_above) == (0.0, 1.0, 0.0)
+    old = make("dual", setpoint=0.6, value=0.01, lr=0.15, u_min=1e-3, u_max=0.15)
+    log_alpha = math.log(0.01)
+    for h in np.random.default_rng(0).uniform(0, 3, 40):
+        log_alpha = min(max(log_alpha + 0.15 * (0.6 - h), math.log(1e-3)), math.log(0.15))
+        assert old.update(float(h)) == pytest.approx(math.exp(log_alpha), rel=1e-12)
+
+
+def test_dual_runaway_protection():
+    kw = dict(setpoint=0.6, value=0.1, lr=0.3, u_min=1e-3, u_max=1.0)
+    p = make("dual", kp_log=6.0, **kw)  # PI on log alpha: an overshoot cuts alpha at once
+    assert p.update(0.8) == pytest.approx(0.1 * math.exp(-0.3 * 0.2 - 6.0 * 0.2))
+    d = make("dual", down_ratio=3.0, **kw)  # 3x faster down than up
+    assert d.update(0.8) == pytest.approx(0.1 * math.exp(-0.9 * 0.2))
+    assert d.update(0.4) == pytest.approx(0.1 * math.exp(-0.9 * 0.2 + 0.3 * 0.2))
+    c = make("dual", cut_above=0.5, **kw)  # bonus cut while H > 0.9
+    assert c.update(1.0) == 1e-3 and c.log_alpha == pytest.approx(math.log(0.1) - 0.3 * 0.4)
+    assert c.update(0.6) == pytest.approx(math.exp(c.log_alpha))
+    # conditional integration: no windup while the output sits at u_max
+    w = make("dual", kp_log=6.0, **{**kw, "value": 1.0})
+    for _ in range(20):
+        assert w.update(0.1) == pytest.approx(1.0)
+    assert w.log_alpha == pytest.approx(0.0)
+    assert w.update(0.7) == pytest.approx(math.exp(-0.3 * 0.1 - 6.0 * 0.1))
+    with pytest.raises(ValueError, match="control.down_ratio = 0.5"):
+        make("dual", down_ratio=0.5)
+
+
 def test_aepo_switches_temperature_and_splice_cap():
     c = make("aepo", actuator="temperature", setpoint=0.5, aepo_max_splice=60)
     assert c.update(0.4) == 1.2
@@ -79,13 +110,14 @@ def test_aepo_switches_temperature_and_splice_cap():
 
 def test_registry_and_validation_errors():
     with pytest.raises(KeyError, match="valid entropy controller names: aepo, constant, dual, "
-                                       "pid, sign"):
+                                       "pid, prbs, sign, steps"):
         ControlConfig(name="bangbang")
     with pytest.raises(ValueError, match="'entropy_coef', 'temperature', 'clip_cov_ratio'"):
         ControlConfig(actuator="lr")
     with pytest.raises(ValueError, match="finite"):
         make().update(float("nan"))
-    assert ENTROPY_CONTROLLERS.names() == ["aepo", "constant", "dual", "pid", "sign"]
+    assert ENTROPY_CONTROLLERS.names() == ["aepo", "constant", "dual", "pid", "prbs", "sign",
+                                           "steps"]
     # its own name: ctrlbench.registry.CONTROLLERS holds the plant controllers
     from ctrlbench.registry import CONTROLLERS
 
@@ -103,9 +135,11 @@ def test_outputs_stay_within_limits(name):
 
 
 def test_each_controller_has_its_own_options_class():
+    from llm_rl.excitation import PRBSOptions, StepsOptions
+
     assert {n: ENTROPY_CONTROLLERS.options(n) for n in ENTROPY_CONTROLLERS.names()} == {
         "constant": ConstantOptions, "sign": SignOptions, "pid": PIDOptions, "dual": DualOptions,
-        "aepo": AEPOOptions}
+        "aepo": AEPOOptions, "prbs": PRBSOptions, "steps": StepsOptions}
     assert ControlConfig().options == ConstantOptions(value=0.0)
     cfg = ControlConfig(name="pid", options={"kp": 9})
     assert cfg.options == PIDOptions(kp=9.0) and make_entropy_controller(cfg).pid.kp == 9.0
