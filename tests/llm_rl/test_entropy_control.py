@@ -94,7 +94,7 @@ def test_dual_runaway_protection():
         assert w.update(0.1) == pytest.approx(1.0)
     assert w.log_alpha == pytest.approx(0.0)
     assert w.update(0.7) == pytest.approx(math.exp(-0.3 * 0.1 - 6.0 * 0.1))
-    with pytest.raises(ValueError, match="control.down_ratio = 0.5"):
+    with pytest.raises(ValueError, match=r"control\.down_ratio = 0\.5"):
         make("dual", down_ratio=0.5)
 
 
