@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from ctrlbench.options import OptionError, Options, option
 from llm_rl.entropy_control import ControlConfig
+from llm_rl.filters import SensorConfig
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec
 from llm_rl.tasks import Task, make_task
@@ -78,7 +79,8 @@ class SFTConfig(Options):
 
 @dataclass(frozen=True)
 class TrainConfig(Options):
-    """One GRPO run: task, policy, warm start, rollout, loss, entropy controller, logging."""
+    """One GRPO run: task, policy, warm start, rollout, loss, entropy controller and its sensor
+    filter, logging."""
 
     task: str = option("sumpair", "Registered task: sumpair, sumpair-heldout, "
                       "countdown-lite, add-n.")
@@ -105,6 +107,8 @@ class TrainConfig(Options):
     loss: LossConfig = option(LossConfig(), "Policy loss.")  # noqa: RUF009
     control: ControlConfig = option(ControlConfig(),  # noqa: RUF009
                                     "Entropy controller (constant 0 bonus = open loop).")
+    sensor: SensorConfig = option(SensorConfig(),  # noqa: RUF009
+                                  "Filter of the entropy reading the controller gets (none = raw).")
     eval_every: int = option(10, "Held-out evaluation period in steps (also at step 0 and the "
                              "last step).", ge=1)
     eval_size: int = option(32, "Held-out problems.", ge=1)
@@ -147,7 +151,11 @@ class TrainConfig(Options):
 
 _NESTED: dict[str, type[Options]] = {
     "policy": PolicySpec, "sft": SFTConfig, "loss": LossConfig, "control": ControlConfig,
+    "sensor": SensorConfig,
 }
+#: Fields added after runs were recorded: left out of :func:`config_hash` while at their default,
+#: so the hash of every run configured before them (and its cached study result) is unchanged.
+_LATER_FIELDS: dict[str, Any] = {"sensor": SensorConfig()}
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -163,10 +171,21 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return TrainConfig.build(kwargs)
 
 
+def _hash_view(part: Any) -> Any:
+    """``part`` as JSON-able data; a :class:`TrainConfig` without its later fields at their
+    defaults (:data:`_LATER_FIELDS`)."""
+    if not dataclasses.is_dataclass(part) or isinstance(part, type):
+        return part
+    data = dataclasses.asdict(part)
+    if isinstance(part, TrainConfig):
+        for name, default in _LATER_FIELDS.items():
+            if getattr(part, name) == default:
+                del data[name]
+    return data
+
+
 def config_hash(*parts: Any) -> str:
-    """Short stable hash of dataclasses / JSON-able values."""
-    blob = json.dumps(
-        [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts],  # type: ignore[arg-type]
-        sort_keys=True,
-    )
+    """Short stable hash of dataclasses / JSON-able values (a :class:`TrainConfig` field added
+    later counts only when it differs from its default)."""
+    blob = json.dumps([_hash_view(p) for p in parts], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

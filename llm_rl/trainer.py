@@ -4,7 +4,8 @@ Each step: sample ``prompts_per_step`` problems x ``group_size`` answers at the 
 temperature, verify them, compute group advantages, optionally splice AEPO's extra samples and
 drop zero-variance groups (DAPO dynamic sampling), recompute old and reference log-probs, run
 ``epochs x minibatches`` optimizer steps of the registered loss, then let the entropy controller
-read the measured entropy and set the actuator for the next step. Metrics go to
+read the entropy (through the sensor filter of ``config.sensor``, :mod:`llm_rl.filters`) and
+set the actuator for the next step. Metrics go to
 ``metrics.jsonl`` (one line per step) and TensorBoard; checkpoints are atomic and include every
 RNG state, so a resumed run reproduces the uninterrupted one exactly on CPU.
 
@@ -34,6 +35,7 @@ from llm_rl.batch import concat_rollouts, generate, select_rows, token_log_softm
 from llm_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
 from llm_rl.config import TrainConfig, check_policy_fits, config_from_dict
 from llm_rl.entropy_control import EntropyController, make_entropy_controller
+from llm_rl.filters import make_filter
 from llm_rl.losses import (
     ClipCovOptions,
     LossInputs,
@@ -131,6 +133,13 @@ class GRPOTrainer:
         ``<out_dir>.old-<time>`` (a :class:`~llm_rl.rundir.RunNote` warning says where).
     progress:
         Show a transient progress bar on stderr while the SFT warm start trains (the CLI does).
+    controller:
+        An entropy controller object to use instead of building ``config.control``'s (same
+        actuator and set-point), e.g. the action-driven one of the ctrlbench plant view
+        (:mod:`llm_rl.plant`).
+    policy:
+        The policy ``config.init`` names, already loaded (model, tokenizer), to train instead of
+        loading it again (the plant view starts each episode from one copy in memory).
 
     Raises
     ------
@@ -145,11 +154,23 @@ class GRPOTrainer:
     """
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-                 progress: bool = False) -> None:
+                 progress: bool = False, controller: EntropyController | None = None,
+                 policy: tuple[Any, Any] | None = None) -> None:
         cfg = config
         self.cfg = cfg
         # Validate before any expensive work (the configs checked their own options).
         self.task, self.loss_fn, self.controller = preflight(cfg)
+        if controller is not None:
+            c = cfg.control
+            if (controller.actuator, controller.setpoint) != (c.actuator, c.setpoint):
+                raise ValueError(
+                    f"the controller given drives {controller.actuator!r} to "
+                    f"{controller.setpoint!r}, the config {c.actuator!r} to {c.setpoint!r}")
+            _check_actuator(cfg, controller)
+            self.controller = controller
+        if policy is not None and not cfg.init:
+            raise ValueError("a policy given to the trainer needs config.init (where it is from)")
+        self._given_policy = policy
         self.out = Path(cfg.out_dir)
         self.metrics_path = self.out / "metrics.jsonl"
         self.ckpt_path = self.out / "checkpoint.pt"
@@ -166,7 +187,8 @@ class GRPOTrainer:
     def _setup(self, resume: bool, progress: bool) -> None:
         """Load the policy, then the checkpoint (``resume``) or start the log (a new run)."""
         cfg = self.cfg
-        self.model, self.tok = self._load_policy(progress)
+        given, self._given_policy = self._given_policy, None
+        self.model, self.tok = given if given is not None else self._load_policy(progress)
         check_tokenizer(self.task, self.tok)
         if cfg.init:  # a loaded policy: check what the config could not
             check_policy_fits(self.task, _max_positions(self.model), self.tok.vocab_size,
@@ -181,6 +203,7 @@ class GRPOTrainer:
         self._heldout_prompts = {p.prompt for p in self.heldout}
         self.needs = loss_needs(cfg.loss)
         self.loss_state: dict[str, float] = {}
+        self.sensor = make_filter(cfg.sensor)
         self.step = 0
         self.eval_points: list[tuple[float, float]] = []
         self.last_eval: dict[str, float | None] = {"pass@1": None, f"pass@{cfg.pass_k}": None}
@@ -262,6 +285,27 @@ class GRPOTrainer:
         if self._saved_step != self.step:
             self.save()
 
+    def advance(self) -> dict[str, Any]:
+        """One step driven from outside :meth:`train` (the ctrlbench plant view):
+        :meth:`train_step`, then its history entry, log line and (when due) checkpoint, as
+        :meth:`train` records them.
+
+        Raises
+        ------
+        ValueError
+            The run has done its ``config.steps`` steps.
+        NonFiniteLossError
+            The loss, a gradient or the weights went NaN/inf (nothing of the step is recorded).
+        """
+        if self.step >= self.cfg.steps:
+            raise ValueError(f"the run has done its steps = {self.cfg.steps} steps")
+        try:
+            metrics = self.train_step()
+        except NonFiniteLossError as exc:
+            raise self._located(exc) from None
+        self._commit(metrics, None, self.cfg.steps)
+        return metrics
+
     def train_step(self) -> dict[str, Any]:
         """One rollout and its updates; returns the step's metrics."""
         cfg, ctrl, step = self.cfg, self.controller, self.step
@@ -306,8 +350,9 @@ class GRPOTrainer:
         # UPDATES
         m.update(self._update(ro, adv, keep, (old_logp, old_ent, old_all), ref_logp, coef, rho))
         self._check_weights()
-        # CONTROL + EVALUATION
-        ctrl.update(entropy)
+        # SENSOR FILTER + CONTROL + EVALUATION
+        m["entropy_filtered"] = self.sensor.update(entropy, float(actuator))
+        ctrl.update(m["entropy_filtered"])
         m["evaluated"] = step % cfg.eval_every == 0 or step == cfg.steps - 1
         if m["evaluated"]:
             self.last_eval = self.evaluate()
@@ -448,13 +493,15 @@ class GRPOTrainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save(self) -> Path:
-        """Atomically write ``checkpoint.pt`` (weights, optimizer, controller, every RNG)."""
+        """Atomically write ``checkpoint.pt`` (weights, optimizer, controller, sensor filter,
+        every RNG)."""
         state = {
             "step": self.step,
             "config": dataclasses.asdict(self.cfg),
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "controller": self.controller.state_dict(),
+            "sensor": self.sensor.state_dict(),
             "rng": {"task": self.rng.getstate(), "sample": self.sample_gen.get_state(),
                     "update": self.update_gen.get_state(), "global": capture_rng()},
             "eval_points": self.eval_points,
@@ -503,6 +550,8 @@ class GRPOTrainer:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.controller.load_state_dict(state["controller"])
+        if "sensor" in state:  # checkpoints from before the sensor filters had none (= raw)
+            self.sensor.load_state_dict(state["sensor"])
         self.rng.setstate(_as_tuple(state["rng"]["task"]))
         self.sample_gen.set_state(state["rng"]["sample"])
         self.update_gen.set_state(state["rng"]["update"])
