@@ -34,8 +34,9 @@ from ctrlbench.signals import SignalSpec, index_of, reference_index
 from llm_rl.entropy_control import ACTUATORS, EntropyController, PIDOptions
 from llm_rl.filters import SensorConfig
 from llm_rl.plant_hook import MODEL_NAME, SMOKE
+from llm_rl.tasks import TASKS
 from llm_rl.tokenizer import DEFAULT_CHARS, CharTokenizer
-from llm_rl.validation import MAX_TEMPERATURE, MIN_TEMPERATURE
+from llm_rl.validation import MAX_TEMPERATURE, MIN_TEMPERATURE, device_problem
 
 __all__ = [
     "MODEL_NAME",
@@ -129,6 +130,13 @@ class LLMEntropyOptions(Options):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise OptionError(f"{self.label}.device = {self.device!r} is not a device; valid: "
+                              f"{problem}")
+        if self.task not in TASKS:
+            raise OptionError(f"{self.label}.task = {self.task!r} is not a registered task; "
+                              f"valid: {', '.join(sorted(TASKS))}")
         top = _vocab_entropy()
         if self.setpoint > top:
             raise OptionError(f"{self.label}.setpoint = {self.setpoint!r} is unreachable; valid: "

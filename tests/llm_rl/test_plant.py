@@ -131,6 +131,11 @@ def test_options_are_checked_by_name():
         LLMEntropy(alpha=0.5)
     with pytest.raises(OptionError, match=r"actuator = 'bonus'.*valid.*entropy_coef"):
         LLMEntropy(actuator="bonus")
+    with pytest.raises(OptionError, match=r"task = 'sum' is not a registered task; valid: "
+                                          r"add-n, countdown-lite"):
+        LLMEntropy(task="sum")
+    with pytest.raises(OptionError, match=r"device = 'gpu' is not a device; valid: one of cpu"):
+        LLMEntropy(device="gpu")
     with pytest.raises(OptionError, match="unknown option"):
         make_plant(PLANT, stepz=3)
 
