@@ -9,17 +9,50 @@ their provenance, written atomically.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import time
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.options import parse_bool
 from ctrlbench.provenance import format_provenance, provenance
 from llm_rl.config import TrainConfig, config_hash
 
-__all__ = ["train_or_reuse", "write_results"]
+__all__ = ["parse_study_args", "train_or_reuse", "write_results"]
+
+A = TypeVar("A")
+
+
+def parse_study_args(cls: type[A], description: str, argv: list[str] | None = None,
+                     smoke: Mapping[str, Any] | None = None) -> A:
+    """A study script's flags, generated from its options dataclass ``cls``.
+
+    One ``--name`` per field, its help the field's doc and default; booleans take true/false
+    and a bare ``--flag`` means true. When the parsed ``smoke`` field is true, the ``smoke``
+    sizes replace every field the command line did not set. Bad values raise the options
+    class's own error (which names the field, the value and the valid range).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        tp = hints[f.name]
+        text = f"{f.metadata.get('doc', '')} (default: {f.default})".replace("%", "%%")
+        if tp is bool:
+            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=parse_bool,
+                                default=None, help=text)
+        else:
+            parser.add_argument(f"--{f.name}", type=tp, default=None, help=text)
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    args = cls(**given)
+    if smoke and getattr(args, "smoke", False):
+        args = dataclasses.replace(args, **{k: v for k, v in smoke.items()  # type: ignore
+                                            if k not in given})
+    return args
 
 
 def train_or_reuse(cfg: TrainConfig, summarize: Callable[[list[dict[str, Any]]], dict[str, Any]],

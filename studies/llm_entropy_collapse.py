@@ -37,14 +37,11 @@ Run:
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +50,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from ctrlbench.io import save_figure
-from ctrlbench.options import Options, option, parse_bool
+from ctrlbench.options import Options, option
 from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig, PIDOptions
 from llm_rl.losses import LossConfig
 from llm_rl.metrics import fit_rh_law
 from llm_rl.policy import PolicySpec
-from llm_rl.study_runs import train_or_reuse, write_results
+from llm_rl.study_runs import parse_study_args, train_or_reuse, write_results
 from llm_rl.tasks import make_task
 
 METHODS = ("open-loop", "entropy-bonus", "clip-cov", "kl-cov", "pid", "dual", "aepo")
@@ -104,22 +101,7 @@ class Args(Options):
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags generated from :class:`Args`, help = doc and default (booleans take true/false,
     a bare ``--smoke`` means true)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    hints = typing.get_type_hints(Args)
-    for f in fields(Args):
-        tp = hints[f.name]
-        text = f"{f.metadata['doc']} (default: {f.default})".replace("%", "%%")
-        if tp is bool:
-            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=parse_bool, default=None,
-                                help=text)
-        else:
-            parser.add_argument(f"--{f.name}", type=tp, default=None, help=text)
-    ns = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    args = Args(**ns)
-    if args.smoke:
-        given = set(ns)
-        args = dataclasses.replace(args, **{k: v for k, v in SMOKE.items() if k not in given})
-    return args
+    return parse_study_args(Args, __doc__.splitlines()[0], argv, SMOKE)
 
 
 def method_config(method: str, args: Args) -> tuple[LossConfig, ControlConfig]:

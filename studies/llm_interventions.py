@@ -31,14 +31,11 @@ Run:
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +44,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from ctrlbench.io import save_figure
-from ctrlbench.options import Options, option, parse_bool
+from ctrlbench.options import Options, option
 from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig, PIDOptions
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec
-from llm_rl.study_runs import train_or_reuse, write_results
+from llm_rl.study_runs import parse_study_args, train_or_reuse, write_results
 
 METHODS = ("open-loop", "entropy-bonus", "clip-cov", "kl-cov", "pid", "lp-reg", "steer", "siren",
            "epo", "hapo")
@@ -93,20 +90,7 @@ class Args(Options):
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags generated from :class:`Args` (booleans take true/false; bare ``--smoke`` = true)."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    hints = typing.get_type_hints(Args)
-    for f in fields(Args):
-        tp = hints[f.name]
-        text = f"{f.metadata['doc']} (default: {f.default})".replace("%", "%%")
-        if tp is bool:
-            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=parse_bool,
-                                default=None, help=text)
-        else:
-            parser.add_argument(f"--{f.name}", type=tp, default=None, help=text)
-    ns = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    args = Args(**ns)
-    if args.smoke:
-        args = dataclasses.replace(args, **{k: v for k, v in SMOKE.items() if k not in ns})
+    args = parse_study_args(Args, (__doc__ or "").splitlines()[0], argv, SMOKE)
     for m in args.methods.split(","):
         if m not in METHODS:
             raise KeyError(f"unknown method {m!r}; valid: {', '.join(METHODS)}")
