@@ -75,6 +75,24 @@ def raise_if_interrupted() -> None:
 
 
 @contextmanager
+def _handlers(handler: Callable[[int, FrameType | None], None]) -> Iterator[bool]:
+    """``handler`` for SIGINT and SIGTERM inside the block, the previous ones restored after;
+    yields ``False`` (and changes nothing) off the main thread, where Python cannot install
+    handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield True
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
 def handle_signals() -> Iterator[None]:
     """Route SIGINT and SIGTERM to :class:`Interrupted` for the duration of the block.
 
@@ -82,19 +100,14 @@ def handle_signals() -> Iterator[None]:
     handlers are restored on exit.
     """
     global _pending
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    _pending = None
-    for s in old:
-        signal.signal(s, _handler)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        _pending = None
+    with _handlers(_handler) as installed:
+        if installed:
+            _pending = None
+        try:
+            yield
+        finally:
+            if installed:
+                _pending = None
 
 
 def _defer(signum: int, frame: FrameType | None) -> None:
@@ -112,17 +125,8 @@ def deferred_signals() -> Iterator[None]:
     A signal already pending stays pending. Outside the main thread this is a no-op; the
     previous handlers are restored on exit.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with _handlers(_defer):
         yield
-        return
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, _defer)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def run_script(parse: Callable[[], T], body: Callable[[T], int | None]) -> int:

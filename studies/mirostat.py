@@ -21,15 +21,12 @@ Run: ``python studies/mirostat.py`` (CPU, about a minute); ``--smoke`` (seconds,
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
 import os
 import sys
 import time
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +35,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from ctrlbench.io import atomic_write_bytes, save_figure
-from ctrlbench.options import Options, option, parse_bool
+from ctrlbench.options import Options, option
 from ctrlbench.provenance import format_provenance, provenance
 from llm_rl.decoding import MirostatLogitsProcessor, MirostatOptions, repetition_rate
+from llm_rl.study_runs import parse_study_args
 
 SMOKE: dict[str, Any] = {"taus": "3.0", "tokens": 100, "vocab": 5000,
                          "out_dir": "results/mirostat_smoke"}
@@ -67,21 +65,7 @@ class Args(Options):
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags generated from :class:`Args` (a bare ``--smoke`` means true)."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    hints = typing.get_type_hints(Args)
-    for f in fields(Args):
-        tp = hints[f.name]
-        text = f"{f.metadata['doc']} (default: {f.default})".replace("%", "%%")
-        if tp is bool:
-            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=parse_bool,
-                                default=None, help=text)
-        else:
-            parser.add_argument(f"--{f.name}", type=tp, default=None, help=text)
-    ns = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    args = Args(**ns)
-    if args.smoke:
-        args = dataclasses.replace(args, **{k: v for k, v in SMOKE.items() if k not in ns})
-    return args
+    return parse_study_args(Args, (__doc__ or "").splitlines()[0], argv, SMOKE)
 
 
 def zipf_logits(vocab: int, s: float) -> torch.Tensor:
