@@ -80,3 +80,27 @@ def test_fuzz_design_is_stable_or_refused(a, b, tau):
         assert "tau" in str(exc)
         return
     assert max(abs(p) for p in d.poles) < 1 and d.kp >= 0 and d.ki >= 0
+
+
+@pytest.mark.slow
+def test_sysid_study_smoke_and_rerun(tmp_path):
+    import importlib.util
+    import json
+    import sys
+    import time
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "studies" / "llm_entropy_sysid.py"
+    spec = importlib.util.spec_from_file_location("llm_entropy_sysid", path)
+    study = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = study  # dataclasses look their module up there
+    spec.loader.exec_module(study)
+    out = tmp_path / "smoke"
+    assert study.main(["--smoke", "--out_dir", str(out)]) == 0
+    text = (out / "results.md").read_text()
+    assert "Prediction error on held-out runs" in text and "| sumpair | dual-fixed |" in text
+    model = json.loads((out / "model_sumpair_arx.json").read_text())
+    assert set(model["extra"]["kalman"]) == {"a", "b", "c", "q", "r"}
+    t0 = time.perf_counter()
+    assert study.main(["--smoke", "--out_dir", str(out)]) == 0  # every run reused
+    assert time.perf_counter() - t0 < 15

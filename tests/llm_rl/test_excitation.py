@@ -80,3 +80,20 @@ def test_prbs_fuzz_levels_and_length(low, span, hold, warmup, seed, n):
     assert u.shape == (n,)
     assert set(u[warmup:]) <= {o.low, o.high}
     assert np.array_equal(u, prbs_schedule(o, n))
+
+
+@pytest.mark.slow
+def test_prbs_drives_a_real_run_and_the_log_feeds_sysid(tmp_path, tiny):
+    import json
+
+    from llm_rl.cli import main
+    from llm_rl.sysid import load_runs
+
+    out = tmp_path / "prbs"
+    assert main(tiny(out, "--steps", "8", "--control.name", "prbs", "--control.high", "0.3",
+                     "--control.hold", "2", "--control.prbs_seed", "4")) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
+    want = prbs_schedule(PRBSOptions(high=0.3, hold=2, prbs_seed=4), 8)
+    assert [r["actuator"] for r in rows] == list(want)
+    (run,) = load_runs([out])
+    assert len(run) == 8 and list(run.actuator) == list(want)
