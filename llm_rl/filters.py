@@ -72,14 +72,13 @@ class SensorConfig(Options):
                          choices=FILTERS)
     alpha: float = option(0.3, "ema: weight of the newest reading (1 = no filtering).",
                           gt=0, le=1)
-    a: float = option(1.0, "kalman: entropy carried over per update (H_{k+1} = a H_k + ...).",
-                      gt=0)
+    a: float = option(1.0, "kalman: entropy carried over per update (H_{k+1} = a H_k + ...).")
     b: float = option(0.0, "kalman: entropy change per unit of actuator per update "
                       "(nats / actuator unit).")
     c: float = option(0.0, "kalman: constant entropy drift per update (nats).")
     q: float = option(1e-3, "kalman: process-noise variance Var(w) (nats^2 per update).", ge=0)
-    r: float = option(1e-2, "kalman: measurement-noise variance Var(v) of one reading (nats^2).",
-                      gt=0)
+    r: float = option(1e-2, "kalman: measurement-noise variance Var(v) of one reading (nats^2; "
+                      "> 0: a noise-free reading needs no filter).", gt=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -117,11 +117,18 @@ def test_bad_alpha_names_field_value_and_range(alpha):
 
 
 @settings(max_examples=40, deadline=None)
-@given(field=st.sampled_from(["q", "r", "a"]),
+@given(field=st.sampled_from(["q", "r"]),
        value=st.one_of(st.floats(max_value=-1e-9), st.just(float("inf")), st.just(float("nan"))))
 def test_bad_kalman_settings_name_field_value_and_range(field, value):
     with pytest.raises(OptionError, match=rf"sensor\.{field} = .* valid: "):
         SensorConfig(filter="kalman", **{field: value})
+
+
+def test_any_finite_model_is_a_kalman_model():
+    assert SensorConfig(filter="kalman", a=-0.5, b=-2.0, c=3.0).a == -0.5
+    for field in ("a", "b", "c"):
+        with pytest.raises(OptionError, match=rf"sensor\.{field} = inf .*valid: finite"):
+            SensorConfig(filter="kalman", **{field: float("inf")})
 
 
 @settings(max_examples=30, deadline=None)
