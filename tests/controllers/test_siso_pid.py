@@ -29,7 +29,7 @@ def test_gains_place_the_closed_loop_poles():
 def test_options_a_design_does_not_use_are_rejected():
     plant = ctrlbench.make_plant("ctrlbench/PMSMCurrent-v0")
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['bandwidth'\]; valid options: "
-                                        r"\['t_sigma'\]"):
+                                        r"\['t_sigma', 'kp_scale', 'ki_scale'\]"):
         ctrlbench.make_controller("pid", plant, bandwidth=100.0)
     msd = ctrlbench.make_plant("ctrlbench/MassSpringDamper-v0")
     with pytest.raises(TypeError, match=r"valid options: \['bandwidth'\]"):
