@@ -287,7 +287,8 @@ def box_scaling(space: gym.spaces.Box) -> tuple[NDArray[np.float64], NDArray[np.
     dimensions; a dimension with an infinite bound is passed through (offset 0, scale 1)."""
     low, high = space.low.astype(float).ravel(), space.high.astype(float).ravel()
     finite = np.isfinite(low) & np.isfinite(high) & (high > low)
-    offset = np.where(finite, 0.5 * (low + high), 0.0)
+    offset = np.where(finite, 0.5 * (np.where(finite, low, 0.0) + np.where(finite, high, 0.0)),
+                      0.0)  # (-inf + inf would warn "invalid value")
     scale = np.where(finite, 2.0 / np.where(finite, high - low, 1.0), 1.0)
     return offset.reshape(space.shape), scale.reshape(space.shape)
 

@@ -14,10 +14,10 @@ __all__ = ["MODEL_NAME", "SMOKE", "register"]
 MODEL_NAME = "llm_entropy"
 #: Options of a plant cheap enough for the registry-wide tests (~16 ms of CPU per update, ~35 ms
 #: per reset, one thread): a 1 x 16 model after 5 SFT steps, 1 prompt x 2 samples, one minibatch,
-#: the warm start cached in the system temp folder. 50 updates per episode: the conformance test
-#: runs every applicable controller for 50 steps and takes only a terminated episode as shorter.
+#: the warm start cached in the system temp folder, 4 updates per episode (the registry-wide tests
+#: take a truncated episode as a legal early end).
 SMOKE = {"n_layer": 1, "n_embd": 16, "n_head": 2, "sft_steps": 5, "prompts_per_step": 1,
-         "group_size": 2, "minibatches": 1, "updates": 50, "eval_size": 2, "pass_k": 2,
+         "group_size": 2, "minibatches": 1, "updates": 4, "eval_size": 2, "pass_k": 2,
          "eval_every": 1000, "sft_dir": ""}
 
 

@@ -68,8 +68,9 @@ def test_every_applicable_controller_closes_the_loop(plant_id, controller, reque
     extra = NEEDS[controller](request) if controller in NEEDS else {}
     ctrl = make_controller(controller, plant, **extra)
     traj = simulate(plant, ctrl, steps=50, seed=1)
-    # a relay at full duty trips the DC motor's current limit at once: a legal early end
-    assert len(traj) == 50 or traj.terminated
+    # a relay at full duty trips the DC motor's current limit at once, and a smoke-size plant
+    # may have a shorter time limit (LLMEntropy: 4 updates): both legal early ends
+    assert len(traj) == 50 or traj.terminated or traj.truncated
     assert np.all(np.isfinite(traj.actions))
     assert np.all(np.isfinite(traj.observations))
 
