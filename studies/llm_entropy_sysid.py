@@ -106,6 +106,9 @@ class Args(Options):
     taus: str = option("3", "Pole placement: closed-loop time constants (steps), one design "
                        "pole-tau<tau> each (3 chosen over 2 and 5 on the identification seeds "
                        "10, 11).")
+    pid_kd: float = option(0.0, "Derivative gain added to the pole-placement PI (on the "
+                           "measurement, controllers.pid's filter; a value other than 0 is added "
+                           "to the design names).", ge=0)
     pid_u_max: float = option(1.0, "Upper bonus limit of the designed PIs (a value other than "
                               "1 is added to the design names).", gt=0)
     n_trials: int = option(60, "Optuna trials on the identified model.", ge=1)
@@ -229,11 +232,13 @@ def designs(task: str, ident: dict[str, Any], args: Args) -> dict[str, ControlCo
     out: dict[str, ControlConfig] = {}
     want = args.designs.split(",")
     cap = "" if args.pid_u_max == 1.0 else f"-umax{args.pid_u_max:g}"
+    kd = "" if args.pid_kd == 0.0 else f"-kd{args.pid_kd:g}"
     for tau in ([float(t) for t in args.taus.split(",") if t.strip()] if "pole" in want else []):
         try:
             pole = pole_placement_pi(arx, tau)
-            out[f"pole-tau{tau:g}{cap}"] = ControlConfig(
-                name="pid", setpoint=h, options=pole.pid_options(u_max=args.pid_u_max))
+            out[f"pole-tau{tau:g}{kd}{cap}"] = ControlConfig(
+                name="pid", setpoint=h,
+                options={**pole.pid_options(u_max=args.pid_u_max), "kd": args.pid_kd})
         except ValueError as exc:  # recorded, the study goes on
             print(f"{task}: no pole-placement design for tau = {tau:g}: {exc}", flush=True)
     if "optuna" in want:
