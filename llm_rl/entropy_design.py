@@ -22,6 +22,16 @@ steps) and the third at ``p3 = 1 + a - 2 p``; matching coefficients,
 ``|p3| < 1`` (``p > a / 2``) and ``kp, ki >= 0`` are required; a ``tau`` that violates them
 raises an error that says which. ``kd = 0`` (a PI: the entropy measurement is noisy).
 
+**Fastest loop on a higher-order model** (:func:`min_spectral_radius_pi`): on an ARX(na, nb)
+model ``A(q) H = B(q) u + c`` (``A = 1 - sum a_i q^-i``, ``B = sum b_j q^-j``) the same loop has
+the characteristic polynomial ``A*(z) (z - 1) + B*(z) (kp (z - 1) + ki)`` with
+``A*(z) = z^N A(z^-1)``, ``B*(z) = z^(N-1) B(z^-1)``, ``N = max(na, nb + 1)``
+(:func:`arx_closed_loop_poles`). The rule picks the kp, ki (kd = 0) that minimise the largest
+pole modulus (the slowest mode decays fastest), by a grid over ``[0, kp_max] x [0, ki_max]``
+refined around the best point (``rounds`` grids in all; near repeated poles the minimum is
+not smooth, so other grids can land on other gains of about the same spectral radius). An ARX(2, 2) fit carries the optimiser's momentum (the
+bonus keeps acting for a step after it is cut), which the first-order model cannot.
+
 **Optuna** (:func:`tune_pi_optuna`): kp and ki minimising the mean ``|H - H*| / H*`` over the
 second half of closed-loop simulations on the model (the real :class:`PIDEntropyController`
 against the model with process and measurement noise, several noise seeds), TPE sampler seeded,
@@ -43,8 +53,8 @@ import numpy as np
 from llm_rl.entropy_control import ControlConfig, make_entropy_controller
 from llm_rl.sysid import ARXModel
 
-__all__ = ["PIDesign", "closed_loop_poles", "pole_placement_pi", "simulate_closed_loop",
-           "tune_pi_optuna"]
+__all__ = ["PIDesign", "arx_closed_loop_poles", "closed_loop_poles", "min_spectral_radius_pi",
+           "pole_placement_pi", "simulate_closed_loop", "tune_pi_optuna"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,49 @@ def pole_placement_pi(model: ARXModel, tau: float) -> PIDesign:
                          f"a = {a:.3f}, b = {b:.3f}: choose a smaller tau (faster loop)")
     return PIDesign(kp, ki, closed_loop_poles(a, b, kp, ki), "pole placement",
                     {"tau": float(tau), "p": p, "p3": p3, "a": a, "b": b})
+
+
+def arx_closed_loop_poles(model: ARXModel, kp: float, ki: float) -> tuple[complex, ...]:
+    """Poles of the trainer's loop with a PI on an ARX(na, nb) model (module doc)."""
+    if not isinstance(model, ARXModel):
+        raise TypeError(f"the design needs a fitted ARXModel, got {type(model).__name__}")
+    model._check_fitted()
+    n = max(model.na, model.nb + 1)
+    a_star = np.zeros(n + 1)
+    a_star[0] = 1.0
+    a_star[1:model.na + 1] = -model.a_
+    b_star = np.zeros(n)  # coefficients of z^(n-1) .. z^0: b_j multiplies z^(n-1-j)
+    b_star[1:model.nb + 1] = model.b_
+    poly = np.polyadd(np.polymul(a_star, [1.0, -1.0]), np.polymul(b_star, [kp, ki - kp]))
+    roots = np.roots(poly)
+    return tuple(complex(r) for r in sorted(roots, key=lambda r: (-abs(r), r.imag)))
+
+
+def min_spectral_radius_pi(model: ARXModel, *, kp_max: float = 5.0, ki_max: float = 1.0,
+                           grid: int = 41, rounds: int = 5) -> PIDesign:
+    """PI gains minimising the largest closed-loop pole modulus on an ARX model (module doc)."""
+    for name, v in (("kp_max", kp_max), ("ki_max", ki_max)):
+        if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} = {v!r} is not valid; valid: finite > 0")
+    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 3:
+        raise ValueError(f"grid = {grid!r} is not valid; valid: an integer >= 3")
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise ValueError(f"rounds = {rounds!r} is not valid; valid: an integer >= 1")
+
+    def rho(kp: float, ki: float) -> float:
+        return max(abs(p) for p in arx_closed_loop_poles(model, kp, ki))
+
+    lo_p, hi_p, lo_i, hi_i = 0.0, float(kp_max), 0.0, float(ki_max)
+    best = (math.inf, 0.0, 0.0)
+    for _ in range(rounds):  # the grid, then refinements around its best point
+        kps, kis = np.linspace(lo_p, hi_p, grid), np.linspace(lo_i, hi_i, grid)
+        best = min([(rho(kp, ki), float(kp), float(ki)) for kp in kps for ki in kis] + [best])
+        dp, di = (hi_p - lo_p) / (grid - 1), (hi_i - lo_i) / (grid - 1)
+        lo_p, hi_p = max(best[1] - 2 * dp, 0.0), min(best[1] + 2 * dp, float(kp_max))
+        lo_i, hi_i = max(best[2] - 2 * di, 0.0), min(best[2] + 2 * di, float(ki_max))
+    r, kp, ki = best
+    return PIDesign(kp, ki, arx_closed_loop_poles(model, kp, ki), "min spectral radius",
+                    {"spectral_radius": r, "na": float(model.na), "nb": float(model.nb)})
 
 
 def simulate_closed_loop(model: ARXModel, options: Mapping[str, Any], *, setpoint: float = 0.6,

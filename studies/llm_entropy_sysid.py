@@ -69,7 +69,7 @@ SMOKE: dict[str, Any] = {"tasks": "sumpair", "steps": 30, "prompts_per_step": 4,
 #: 2.0 in 8 steps and to the uniform distribution (3.1 nats) for good (seed 10), so sumpair's
 #: PRBS waits (bonus 0) until H has fallen to ~0.65 and stays below the PI's mean bonus.
 EXCITATION = {"sumpair": (0.05, 0.35, 25), "countdown-lite": (0.0, 0.1, 0)}
-DESIGNS = ("pole", "optuna", "hand-pi", "dual-fixed", "dual-old")
+DESIGNS = ("pole", "minrho", "optuna", "hand-pi", "dual-fixed", "dual-old")
 #: The fixed dual ascent: PI on log alpha (kp_log), 3x faster decrease above H*, bonus cut above
 #: 1.5 H*, alpha in [1e-3, 1] (chosen on the identified sumpair model, see the notes).
 DUAL_FIXED: dict[str, float] = {"value": 0.05, "lr": 0.3, "u_min": 1e-3, "u_max": 1.0,
@@ -98,6 +98,8 @@ class Args(Options):
                                "identification; the collapse study's seeds).")
     h_max: float = option(1.2, "Identification uses each run up to its first H > h_max (the "
                           "operating region; beyond it the entropy can run away).", gt=0)
+    design_order: int = option(2, "ARX order (na = nb) of the minrho design's model.", ge=1,
+                               le=5)
     na: int = option(1, "ARX output order.", ge=1)
     nb: int = option(1, "ARX input order.", ge=1)
     sindy_degree: int = option(2, "SINDy polynomial degree in (H, u).", ge=1, le=5)
@@ -215,18 +217,22 @@ def identify(task: str, args: Args) -> dict[str, Any]:
               "sindy": prediction_errors(sindy, test, horizon)}
     if arx1 is not arx:
         errors["arx(1,1)"] = prediction_errors(arx1, test, horizon)
+    o = args.design_order
+    arxd = ARXModel(o, o).fit(train)
+    errors.setdefault(f"arx({o},{o})", prediction_errors(arxd, test, horizon))
+    save_model(Path(args.out_dir) / f"model_{task}_arx{o}{o}.json", arxd, {"task": task})
     kalman = arx1.kalman_options(r)
     save_model(Path(args.out_dir) / f"model_{task}_arx.json", arx1,
                {"kalman": kalman, "noise_std": r ** 0.5, "task": task, "h_max": args.h_max})
     save_model(Path(args.out_dir) / f"model_{task}_sindy.json", sindy, {"task": task})
-    return {"task": task, "arx": arx1, "errors": errors, "horizon": horizon,
+    return {"task": task, "arx": arx1, "arx_design": arxd, "errors": errors, "horizon": horizon,
             "noise_std": r ** 0.5, "kalman": kalman, "sindy_equation": sindy.equation(),
             "train_steps": [len(x) for x in train], "test_steps": [len(x) for x in test]}
 
 
 def designs(task: str, ident: dict[str, Any], args: Args) -> dict[str, ControlConfig]:
     """The controllers verified on real runs, by name (:data:`DESIGNS`)."""
-    from llm_rl.entropy_design import pole_placement_pi, tune_pi_optuna
+    from llm_rl.entropy_design import min_spectral_radius_pi, pole_placement_pi, tune_pi_optuna
 
     arx, r, h = ident["arx"], ident["noise_std"] ** 2, args.setpoint
     out: dict[str, ControlConfig] = {}
@@ -249,6 +255,11 @@ def designs(task: str, ident: dict[str, Any], args: Args) -> dict[str, ControlCo
                                  arx.to_dict(), r, h, args.n_trials, args.pid_u_max))
         out[f"optuna{cap}"] = ControlConfig(name="pid", setpoint=h,
                                             options=opt.pid_options(u_max=args.pid_u_max))
+    if "minrho" in want:
+        mr = min_spectral_radius_pi(ident["arx_design"])
+        out[f"minrho{kd}{cap}"] = ControlConfig(
+            name="pid", setpoint=h,
+            options={**mr.pid_options(u_max=args.pid_u_max), "kd": args.pid_kd})
     if "hand-pi" in want:
         out["hand-pi"] = ControlConfig(name="pid", setpoint=h)  # kp 1.0, ki 0.1 (seed 1)
     if "dual-fixed" in want:
@@ -331,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"({r['wall_s']:.1f}s)", flush=True)
     text = write_results(args.out_dir, args.to_dict(), rows, report(args, idents, gains, rows))
     atomic_write(Path(args.out_dir) / "identification.json", lambda fh: fh.write(json.dumps(
-        [{k: v for k, v in i.items() if k != "arx"} for i in idents] + [gains],
+        [{k: v for k, v in i.items() if not k.startswith("arx")} for i in idents] + [gains],
         indent=1, default=str).encode()))
     print(text)
     print(f"total {time.perf_counter() - t0:.1f}s -> {args.out_dir}/results.md")

@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_rl.entropy_design import (
+    arx_closed_loop_poles,
     closed_loop_poles,
+    min_spectral_radius_pi,
     pole_placement_pi,
     simulate_closed_loop,
     tune_pi_optuna,
@@ -41,6 +43,27 @@ def test_poles_match_the_simulated_loop():
     rate = (err[40] / err[30]) ** (1 / 10)
     assert rate == pytest.approx(max(abs(x) for x in d.poles), abs=0.03)
     assert sim["rel_err"] < 1e-3
+
+
+def test_arx_poles_and_the_fastest_pi():
+    m = model()
+    assert arx_closed_loop_poles(m, 2.0, 0.2) == pytest.approx(closed_loop_poles(1.02, 0.17, 2.0,
+                                                                                 0.2))
+    # first order: the fastest PI puts a triple pole at (1 + a) / 3 (the poles' sum is fixed)
+    d = min_spectral_radius_pi(m, grid=11, rounds=7)
+    assert d.details["spectral_radius"] == pytest.approx((1 + 1.02) / 3, abs=0.01)
+    m2 = ARXModel(2, 2)
+    m2.a_, m2.b_, m2.c_, m2.q_, m2.n_samples_ = np.array([0.93, 0.1]), np.array([0.03, 0.21]), \
+        0.0, 0.0, 10
+    d2 = min_spectral_radius_pi(m2, grid=11, rounds=7)
+    assert len(d2.poles) == 4 and max(abs(p) for p in d2.poles) < 1
+    for kp, ki in ((1.0, 0.1), (2.0, 0.2), (d2.kp * 1.1, d2.ki), (d2.kp, d2.ki * 0.9)):
+        assert max(abs(p) for p in arx_closed_loop_poles(m2, kp, ki)) >= \
+            d2.details["spectral_radius"] - 1e-12
+    with pytest.raises(ValueError, match="kp_max = 0 is not valid"):
+        min_spectral_radius_pi(m, kp_max=0)
+    with pytest.raises(ValueError, match="grid = 2 is not valid"):
+        min_spectral_radius_pi(m, grid=2)
 
 
 def test_design_errors_name_the_value():
