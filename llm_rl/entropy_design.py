@@ -29,8 +29,9 @@ the characteristic polynomial ``A*(z) (z - 1) + B*(z) (kp (z - 1) + ki)`` with
 (:func:`arx_closed_loop_poles`). The rule picks the kp, ki (kd = 0) that minimise the largest
 pole modulus (the slowest mode decays fastest), by a grid over ``[0, kp_max] x [0, ki_max]``
 refined around the best point (``rounds`` grids in all; near repeated poles the minimum is
-not smooth, so other grids can land on other gains of about the same spectral radius). An ARX(2, 2) fit carries the optimiser's momentum (the
-bonus keeps acting for a step after it is cut), which the first-order model cannot.
+not smooth, so other grids can land on other gains of about the same spectral radius). An
+ARX(2, 2) fit carries the optimiser's momentum (the bonus keeps acting for a step after it is
+cut), which the first-order model cannot.
 
 **Optuna** (:func:`tune_pi_optuna`): kp and ki minimising the mean ``|H - H*| / H*`` over the
 second half of closed-loop simulations on the model (the real :class:`PIDEntropyController`
