@@ -28,7 +28,9 @@ Run:
 - ``python studies/llm_entropy_sysid.py --smoke``: CPU, tiny sizes, one task; ~30-60 s on 2 cores.
 - CPU reduced size (studies/README.md): ``OMP_NUM_THREADS=1 python studies/llm_entropy_sysid.py
   --out_dir /work/results13/sysid`` (2x64 GPT-2, SFT 300 steps, 120 steps x 16 prompts x 8;
-  ~20 s per run, 2 tasks x (3 excitation + 3 x 4 verification) runs).
+  ~20-40 s per run; 2 tasks x (5 excitation + 6 designs x 5 verification seeds) = 70 runs,
+  ~35 min on one core; two processes with ``--tasks sumpair`` / ``--tasks countdown-lite`` then
+  one without, which reuses every run and writes the joint report).
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ class Args(Options):
     hold: int = option(4, "PRBS: steps each bit is held.", ge=1)
     id_seeds: str = option("10,11", "Seeds of the identification (excitation) runs.")
     test_seeds: str = option("12", "Seeds of the held-out excitation runs (prediction error).")
-    verify_seeds: str = option("0,2,3", "Seeds of the verification runs (held out from "
-                               "identification; the collapse study's seeds).")
+    verify_seeds: str = option("0,2,3,4,5", "Seeds of the verification runs (held out from "
+                               "identification and tuning; 0, 2, 3 are the collapse study's).")
     h_max: float = option(1.2, "Identification uses each run up to its first H > h_max (the "
                           "operating region; beyond it the entropy can run away).", gt=0)
     design_order: int = option(2, "ARX order (na = nb) of the minrho design's model.", ge=1,
