@@ -317,6 +317,10 @@ class DualAscentController(EntropyController):
     - conditional integration (always on, a no-op for ``kp_log = 0``): ``log_alpha`` does not
       integrate further into a limit the applied alpha already sits at, and stays within
       ``[log u_min, log u_max]``.
+
+    Verified setting (``DUAL_FIXED`` of studies/llm_entropy_sysid.py): value 0.05, lr 0.3,
+    alpha in [1e-3, 1], kp_log 6, down_ratio 3, cut_above 0.5 — no runaway on 10 held-out runs
+    (countdown-lite seed 2: error 0.073 where the collapse study's setting reached H = 2.66).
     """
 
     options_class = DualOptions
