@@ -43,6 +43,7 @@ __all__ = [
     "IdentifiedModel",
     "load_identified",
     "second_half_error",
+    "short_hash",
     "tracking_controls",
     "tracking_summary",
 ]
@@ -126,7 +127,7 @@ def tracking_controls(kinds: Sequence[str], setpoint: float, model: IdentifiedMo
                                            options=design.pid_options()), kf)
         elif kind == "optuna":
             assert model is not None
-            digest = _digest(model.arx.to_dict(), model.noise_std, h, n_trials)
+            digest = short_hash(model.arx.to_dict(), model.noise_std, h, n_trials)
             opt = tune_pi_optuna(model.arx, setpoint=h, r=model.noise_std ** 2,
                                  n_trials=n_trials, seed=0, storage=storage,
                                  study_name=f"{study_prefix}-{digest}")
@@ -140,7 +141,9 @@ def tracking_controls(kinds: Sequence[str], setpoint: float, model: IdentifiedMo
     return out
 
 
-def _digest(*parts: Any) -> str:
+def short_hash(*parts: Any) -> str:
+    """Eight hex digits naming ``parts`` (JSON-able; e.g. a model, its noise and the settings:
+    the name of an Optuna study that a rerun continues)."""
     from llm_rl.config import config_hash
 
     return config_hash(json.dumps(parts, default=str, sort_keys=True))[:8]

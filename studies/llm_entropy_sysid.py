@@ -35,14 +35,11 @@ Run:
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +49,13 @@ import numpy as np
 import torch
 
 from ctrlbench.io import atomic_write
-from ctrlbench.options import Options, option, parse_bool
+from ctrlbench.options import Options, option
 from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec
-from llm_rl.study_runs import train_or_reuse, write_results
+from llm_rl.study_runs import parse_study_args, train_or_reuse, write_results
+from llm_rl.tracking import DUAL_FIXED, DUAL_OLD, short_hash, tracking_summary
 
 #: ``--smoke`` sizes (flags given explicitly win).
 SMOKE: dict[str, Any] = {"tasks": "sumpair", "steps": 30, "prompts_per_step": 4,
@@ -72,12 +70,6 @@ SMOKE: dict[str, Any] = {"tasks": "sumpair", "steps": 30, "prompts_per_step": 4,
 #: PRBS waits (bonus 0) until H has fallen to ~0.65 and stays below the PI's mean bonus.
 EXCITATION = {"sumpair": (0.05, 0.35, 25), "countdown-lite": (0.0, 0.1, 0)}
 DESIGNS = ("pole", "minrho", "optuna", "hand-pi", "dual-fixed", "dual-old")
-#: The fixed dual ascent: PI on log alpha (kp_log), 3x faster decrease above H*, bonus cut above
-#: 1.5 H*, alpha in [1e-3, 1] (chosen on the identified sumpair model, see the notes).
-DUAL_FIXED: dict[str, float] = {"value": 0.05, "lr": 0.3, "u_min": 1e-3, "u_max": 1.0,
-                                "kp_log": 6.0, "down_ratio": 3.0, "cut_above": 0.5}
-#: The collapse study's dual ascent (runs away on countdown-lite, seed 2).
-DUAL_OLD: dict[str, float] = {"value": 0.01, "lr": 0.15, "u_min": 1e-3, "u_max": 0.15}
 
 
 @dataclass(frozen=True)
@@ -126,21 +118,7 @@ class Args(Options):
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Flags generated from :class:`Args` (booleans take true/false; bare ``--smoke`` = true)."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    hints = typing.get_type_hints(Args)
-    for f in fields(Args):
-        tp = hints[f.name]
-        text = f"{f.metadata['doc']} (default: {f.default})".replace("%", "%%")
-        if tp is bool:
-            parser.add_argument(f"--{f.name}", nargs="?", const=True, type=parse_bool,
-                                default=None, help=text)
-        else:
-            parser.add_argument(f"--{f.name}", type=tp, default=None, help=text)
-    ns = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    args = Args(**ns)
-    if args.smoke:
-        args = dataclasses.replace(args, **{k: v for k, v in SMOKE.items() if k not in ns})
-    return args
+    return parse_study_args(Args, (__doc__ or "").splitlines()[0], argv, SMOKE)
 
 
 def _seeds(text: str) -> list[int]:
@@ -169,20 +147,10 @@ def excitation_control(task: str, seed: int, args: Args) -> ControlConfig:
         "low": low, "high": high, "hold": args.hold, "warmup": warmup, "prbs_seed": seed})
 
 
-def tracking_error(hist: list[dict[str, Any]], setpoint: float) -> dict[str, Any]:
-    """Mean ``|H - H*| / H*`` over the second half (raw per-step entropy) and end values."""
-    h = np.array([m["entropy"] for m in hist], dtype=float)
-    second = h[len(h) // 2:]
-    return {"rel_err_second_half": float(np.mean(np.abs(second - setpoint) / setpoint)),
-            "entropy_end": float(np.mean(h[-5:])), "entropy_max": float(h.max()),
-            "reward_end": float(np.mean([m["reward"] for m in hist[-5:]])),
-            "steps": len(hist)}
-
-
 def run(task: str, name: str, seed: int, control: ControlConfig, args: Args) -> dict[str, Any]:
     """Train (or reuse) one run; its summary carries the tracking error."""
     cfg = train_config(task, name, seed, control, args)
-    return train_or_reuse(cfg, lambda h: tracking_error(h, args.setpoint), task=task,
+    return train_or_reuse(cfg, lambda h: tracking_summary(h, args.setpoint), task=task,
                           method=name, seed=seed)
 
 
@@ -253,7 +221,7 @@ def designs(task: str, ident: dict[str, Any], args: Args) -> dict[str, ControlCo
         opt = tune_pi_optuna(arx, setpoint=h, r=r, n_trials=args.n_trials, seed=0,
                              u_max=args.pid_u_max,
                              storage=f"sqlite:///{Path(args.out_dir).resolve()}/optuna.db",
-                             study_name=f"{task}-" + config_hash_short(
+                             study_name=f"{task}-" + short_hash(
                                  arx.to_dict(), r, h, args.n_trials, args.pid_u_max))
         out[f"optuna{cap}"] = ControlConfig(name="pid", setpoint=h,
                                             options=opt.pid_options(u_max=args.pid_u_max))
@@ -269,13 +237,6 @@ def designs(task: str, ident: dict[str, Any], args: Args) -> dict[str, ControlCo
     if "dual-old" in want:
         out["dual-old"] = ControlConfig(name="dual", setpoint=h, options=DUAL_OLD)
     return out
-
-
-def config_hash_short(*parts: Any) -> str:
-    """A short hash of the model, noise and settings (names the Optuna study)."""
-    from llm_rl.config import config_hash
-
-    return config_hash(json.dumps(parts, default=str, sort_keys=True))[:8]
 
 
 def report(args: Args, idents: list[dict[str, Any]], gains: dict[str, dict[str, Any]],
