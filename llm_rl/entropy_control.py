@@ -17,6 +17,8 @@ temperature (``temperature``) or the Clip-Cov ratio (``clip_cov_ratio``). Regist
   ``<= H*`` else ``T_low``; the trainer splices the positive-advantage ones into the batch.
 - ``prbs`` and ``steps``: open-loop excitation schedules for system identification
   (:mod:`llm_rl.excitation`, registered here by lazy entry points).
+- ``nmpc``: grid-search MPC on an identified quadratic model H+ = f(H, u) with a disturbance
+  observer, through the loop's one-step delay (:mod:`llm_rl.entropy_mpc`, lazy entry point).
 
 Each is registered in :data:`ENTROPY_CONTROLLERS` next to its own options dataclass
 (:class:`ConstantOptions`, :class:`SignOptions`, :class:`PIDOptions`, :class:`DualOptions`,
@@ -139,7 +141,7 @@ class ControlConfig(Options):
 
     label: ClassVar[str] = "control"
     name: str = option("constant", "Registered controller: constant, sign, pid, dual, aepo, "
-                       "prbs, steps.")
+                       "prbs, steps, nmpc.")
     actuator: str = option("entropy_coef", "What it drives: entropy_coef, temperature, "
                            "clip_cov_ratio.", choices=ACTUATORS)
     setpoint: float = option(0.6, "Target token-mean entropy H* (nats).", gt=0)
@@ -397,6 +399,9 @@ ENTROPY_CONTROLLERS.register("prbs", "llm_rl.excitation:PRBSController",
 ENTROPY_CONTROLLERS.register("steps", "llm_rl.excitation:StepsController",
                              options="llm_rl.excitation:StepsOptions",
                              description="Open-loop multi-step schedule for identification.")
+ENTROPY_CONTROLLERS.register("nmpc", "llm_rl.entropy_mpc:ModelPredictiveController",
+                             options="llm_rl.entropy_mpc:NMPCOptions",
+                             description="Grid-search MPC on a quadratic entropy model.")
 
 
 def make_entropy_controller(config: ControlConfig) -> EntropyController:
