@@ -19,6 +19,8 @@ temperature (``temperature``) or the Clip-Cov ratio (``clip_cov_ratio``). Regist
   (:mod:`llm_rl.excitation`, registered here by lazy entry points).
 - ``nmpc``: grid-search MPC on an identified quadratic model H+ = f(H, u) with a disturbance
   observer, through the loop's one-step delay (:mod:`llm_rl.entropy_mpc`, lazy entry point).
+- ``gs-pi``: PI with feed-forward of the equilibrium bonus, gains scheduled on H, harder action
+  above H* and conditional integration (:mod:`llm_rl.entropy_gspi`, lazy entry point).
 
 Each is registered in :data:`ENTROPY_CONTROLLERS` next to its own options dataclass
 (:class:`ConstantOptions`, :class:`SignOptions`, :class:`PIDOptions`, :class:`DualOptions`,
@@ -141,7 +143,7 @@ class ControlConfig(Options):
 
     label: ClassVar[str] = "control"
     name: str = option("constant", "Registered controller: constant, sign, pid, dual, aepo, "
-                       "prbs, steps, nmpc.")
+                       "prbs, steps, nmpc, gs-pi.")
     actuator: str = option("entropy_coef", "What it drives: entropy_coef, temperature, "
                            "clip_cov_ratio.", choices=ACTUATORS)
     setpoint: float = option(0.6, "Target token-mean entropy H* (nats).", gt=0)
@@ -402,6 +404,9 @@ ENTROPY_CONTROLLERS.register("steps", "llm_rl.excitation:StepsController",
 ENTROPY_CONTROLLERS.register("nmpc", "llm_rl.entropy_mpc:ModelPredictiveController",
                              options="llm_rl.entropy_mpc:NMPCOptions",
                              description="Grid-search MPC on a quadratic entropy model.")
+ENTROPY_CONTROLLERS.register("gs-pi", "llm_rl.entropy_gspi:GainScheduledPI",
+                             options="llm_rl.entropy_gspi:GSPIOptions",
+                             description="Gain-scheduled asymmetric PI with feed-forward.")
 
 
 def make_entropy_controller(config: ControlConfig) -> EntropyController:

@@ -110,14 +110,14 @@ def test_aepo_switches_temperature_and_splice_cap():
 
 def test_registry_and_validation_errors():
     with pytest.raises(KeyError, match="valid entropy controller names: aepo, constant, dual, "
-                                       "nmpc, pid, prbs, sign, steps"):
+                                       "gs-pi, nmpc, pid, prbs, sign, steps"):
         ControlConfig(name="bangbang")
     with pytest.raises(ValueError, match="'entropy_coef', 'temperature', 'clip_cov_ratio'"):
         ControlConfig(actuator="lr")
     with pytest.raises(ValueError, match="finite"):
         make().update(float("nan"))
-    assert ENTROPY_CONTROLLERS.names() == ["aepo", "constant", "dual", "nmpc", "pid", "prbs",
-                                           "sign", "steps"]
+    assert ENTROPY_CONTROLLERS.names() == ["aepo", "constant", "dual", "gs-pi", "nmpc", "pid",
+                                           "prbs", "sign", "steps"]
     # its own name: ctrlbench.registry.CONTROLLERS holds the plant controllers
     from ctrlbench.registry import CONTROLLERS
 
@@ -135,12 +135,14 @@ def test_outputs_stay_within_limits(name):
 
 
 def test_each_controller_has_its_own_options_class():
+    from llm_rl.entropy_gspi import GSPIOptions
     from llm_rl.entropy_mpc import NMPCOptions
     from llm_rl.excitation import PRBSOptions, StepsOptions
 
     assert {n: ENTROPY_CONTROLLERS.options(n) for n in ENTROPY_CONTROLLERS.names()} == {
         "constant": ConstantOptions, "sign": SignOptions, "pid": PIDOptions, "dual": DualOptions,
-        "aepo": AEPOOptions, "prbs": PRBSOptions, "steps": StepsOptions, "nmpc": NMPCOptions}
+        "aepo": AEPOOptions, "prbs": PRBSOptions, "steps": StepsOptions, "nmpc": NMPCOptions,
+        "gs-pi": GSPIOptions}
     assert ControlConfig().options == ConstantOptions(value=0.0)
     cfg = ControlConfig(name="pid", options={"kp": 9})
     assert cfg.options == PIDOptions(kp=9.0) and make_entropy_controller(cfg).pid.kp == 9.0
