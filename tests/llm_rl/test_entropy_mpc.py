@@ -95,12 +95,12 @@ def test_outputs_stay_on_the_grid_within_bounds():
 
 def test_resume_equals_an_uninterrupted_run():
     readings = [0.9, 0.8, 0.7, 0.65, 0.5, 0.55, 0.62, 0.6, 0.58, 0.7, 0.9, 0.66]
-    a = make(theta=COUNTDOWN_THETA, u_high=0.3)
+    a = make(theta=COUNTDOWN_THETA, u_high=0.3, momentum=0.2)
     full = [a.update(h) for h in readings]
-    b = make(theta=COUNTDOWN_THETA, u_high=0.3)
+    b = make(theta=COUNTDOWN_THETA, u_high=0.3, momentum=0.2)
     first = [b.update(h) for h in readings[:5]]
     state = b.state_dict()
-    c = make(theta=COUNTDOWN_THETA, u_high=0.3)
+    c = make(theta=COUNTDOWN_THETA, u_high=0.3, momentum=0.2)
     c.load_state_dict(state)
     assert first + [c.update(h) for h in readings[5:]] == full
 
@@ -112,14 +112,16 @@ def test_needs_the_bonus_actuator():
 
 @settings(max_examples=40, deadline=None)
 @given(field=st.sampled_from(["theta", "u_high", "u_start", "horizon", "n_grid",
-                              "move_weight", "above_weight", "obs_gain", "dist_gain"]),
+                              "move_weight", "above_weight", "obs_gain", "dist_gain",
+                              "momentum"]),
        pick=st.integers(0, 2))
 def test_bad_options_name_the_field_and_the_valid_range(field, pick):
     bad = {"theta": [(1.0,) * 6, (math.nan,) * 7, (1.0,) * 8],
            "u_high": [0.0, -1.0, -0.5], "u_start": [0.7, -0.1, 5.0],
            "horizon": [0, -1, 51], "n_grid": [1, 0, 10002],
            "move_weight": [-1e-3, -1.0, math.inf], "above_weight": [0.5, 0.0, math.nan],
-           "obs_gain": [0.0, 1.5, -0.1], "dist_gain": [1.0, -0.1, 2.0]}[field][pick]
+           "obs_gain": [0.0, 1.5, -0.1], "dist_gain": [1.0, -0.1, 2.0],
+           "momentum": [-0.1, 1.0, math.nan]}[field][pick]
     with pytest.raises(OptionError, match=f"control.{field}") as err:
         NMPCOptions(**{field: bad})
     assert "valid" in str(err.value) or "must" in str(err.value) or ">" in str(err.value)
@@ -128,3 +130,13 @@ def test_bad_options_name_the_field_and_the_valid_range(field, pick):
 def test_unknown_option_is_rejected():
     with pytest.raises((OptionError, TypeError), match="kp"):
         make(kp=1.0)
+
+
+def test_momentum_carries_the_last_change_by_hand():
+    c = make(theta=INTEGRATOR, horizon=1, n_grid=11, u_high=1.0, obs_gain=1.0, dist_gain=0.0,
+             momentum=0.5)
+    assert c.update(0.5) == pytest.approx(0.2)  # no change seen yet: as without momentum
+    # x goes 0.5 -> 0.6: H_k+1 = 0.6 + 0.5 x 0.2 + 0.5 x 0.1 = 0.75
+    assert c.update(0.6) == 0.0
+    assert c.pred == pytest.approx(0.75)
+    assert (c.x, c.x_prev) == pytest.approx((0.6, 0.5))
