@@ -9,7 +9,10 @@ The training run's entropy is modelled one GRPO step ahead as
 the previous step's bonus ``v = u_{k-1}``; ``d`` an unmeasured, slowly drifting offset), plus
 optionally ``momentum (H_k - H_{k-1})``: the optimiser's momentum carries part of the last
 entropy change into the next one (instrumental-variable fits of the identification runs give
-0.15-0.3; least squares on the noisy readings cannot see it). On the
+0.15-0.3; least squares on the noisy readings cannot see it). Below ``h_floor`` (the edge of
+the fit region) the model is evaluated at ``h_floor`` and the difference passes through: the
+fitted input gain turns negative at low H, which would make the search withhold the bonus
+exactly when the entropy is too low. On the
 identified plants the input gain ``dH+/du = th2 + th4 H + 2 th5 u`` grows with H (the
 bonus-driven take-offs) and much of the bonus acts one step late (``th6``: the optimiser's
 momentum). The loop also has one step of delay: when the controller reads ``H_k`` the bonus
@@ -90,6 +93,9 @@ class NMPCOptions(Options):
                               "(the integral action; 0 = none).", ge=0, lt=1)
     momentum: float = option(0.0, "Share of the last entropy change carried into the next "
                              "(0 = none).", ge=0, lt=1)
+    h_floor: float = option(0.0, "Below this entropy the model is taken at h_floor plus the "
+                            "difference (its fit region's edge; the quadratic extrapolates "
+                            "badly).", ge=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -124,7 +130,8 @@ class ModelPredictiveController(EntropyController):
         self.x_prev: float | None = None  # the estimate one reading earlier
 
     def _f(self, h: Any, u: Any, v: Any) -> Any:
-        return quadratic_model(self.theta, np.maximum(h, 0.0), u, v) + self.d
+        hc = np.maximum(h, self.opts.h_floor)
+        return quadratic_model(self.theta, hc, u, v) + (h - hc) + self.d
 
     def _update(self, entropy: float) -> float:
         o, h_star = self.opts, self.config.setpoint

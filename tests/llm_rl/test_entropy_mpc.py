@@ -140,3 +140,14 @@ def test_momentum_carries_the_last_change_by_hand():
     assert c.update(0.6) == 0.0
     assert c.pred == pytest.approx(0.75)
     assert (c.x, c.x_prev) == pytest.approx((0.6, 0.5))
+
+
+def test_h_floor_holds_the_model_at_its_region_edge():
+    th = (0.0, 1.0, -0.5, 0.0, 1.0, 0.0, 0.0)  # input gain H - 0.5: negative below H = 0.5
+    c = make(theta=th, horizon=1, n_grid=11, u_high=1.0, obs_gain=1.0, dist_gain=0.0,
+             h_floor=0.6)
+    # at H = 0.4 the raw model says the bonus lowers H; at the floor the gain is 0.1 > 0.
+    # H_k+1 = 0.4 (u_k = 0); H_k+2 = 0.4 + 0.1 u needs u = 2 -> the top of the grid
+    assert c.update(0.4) == 1.0
+    raw = make(theta=th, horizon=1, n_grid=11, u_high=1.0, obs_gain=1.0, dist_gain=0.0)
+    assert raw.update(0.4) == 0.0  # the unfloored model withholds the bonus
