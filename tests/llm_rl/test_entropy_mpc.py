@@ -151,3 +151,13 @@ def test_h_floor_holds_the_model_at_its_region_edge():
     assert c.update(0.4) == 1.0
     raw = make(theta=th, horizon=1, n_grid=11, u_high=1.0, obs_gain=1.0, dist_gain=0.0)
     assert raw.update(0.4) == 0.0  # the unfloored model withholds the bonus
+
+
+@pytest.mark.parametrize("task", ["sumpair", "countdown-lite"])
+def test_presets_are_valid_options(task):
+    from llm_rl.entropy_mpc import NMPC_PRESETS
+
+    o = NMPCOptions(**NMPC_PRESETS[task])
+    assert o.theta == (SUMPAIR_THETA if task == "sumpair" else COUNTDOWN_THETA)
+    c = make(**NMPC_PRESETS[task])
+    assert 0.0 <= c.update(0.9) <= o.u_high
