@@ -67,7 +67,7 @@ COUNTDOWN_THETA: tuple[float, ...] = (
     0.11642488477187071, -0.26005943586758096, 0.22571652530359793,
 )
 #: The settings chosen on the identification seeds 10 and 11 (real runs at the CPU reduced
-#: size, H* = 0.6) and verified on held-out seeds (notes/issue13_control.md), per task.
+#: size, H* = 0.6) and verified on held-out seeds (studies/README.md, issue 13), per task.
 NMPC_PRESETS: dict[str, dict[str, Any]] = {
     "sumpair": {"theta": SUMPAIR_THETA, "horizon": 8, "move_weight": 0.2, "above_weight": 3.0,
                 "u_high": 0.4, "momentum": 0.2, "h_floor": 0.5},

@@ -15,6 +15,9 @@ set-point) and ``studies/llm_entropy_tracking.py`` (set-points x tasks x control
   noise (:func:`llm_rl.entropy_design.tune_pi_optuna`), per set-point.
 - ``dual-fixed``: dual ascent with the runaway protection of :class:`~llm_rl.entropy_control.
   DualOptions` (:data:`DUAL_FIXED`); ``dual-old``: the collapse study's dual ascent.
+- ``nmpc``: grid-search MPC on the identified quadratic model with a lagged bonus, momentum
+  and a disturbance observer (:mod:`llm_rl.entropy_mpc`), with the task's settings chosen on the
+  identification seeds (:data:`llm_rl.entropy_mpc.NMPC_PRESETS`; needs the task).
 - ``aepo``: AEPO's bang-bang temperature of extra samples (LLM_RL.md defaults).
 
 **Tracking error** (:func:`tracking_summary`): mean ``|H - H*| / H*`` over the second half of
@@ -55,8 +58,8 @@ DUAL_FIXED: dict[str, float] = {"value": 0.05, "lr": 0.3, "u_min": 1e-3, "u_max"
 #: The collapse study's dual ascent (ran away on countdown-lite, seed 2).
 DUAL_OLD: dict[str, float] = {"value": 0.01, "lr": 0.15, "u_min": 1e-3, "u_max": 0.15}
 #: Controller kinds :func:`tracking_controls` builds (``pole`` and ``pole-kf``: one per tau).
-TRACKING_CONTROLLERS = ("open-loop", "hand-pi", "pole", "pole-kf", "optuna", "dual-fixed",
-                        "dual-old", "aepo")
+TRACKING_CONTROLLERS = ("open-loop", "hand-pi", "pole", "pole-kf", "optuna", "nmpc",
+                        "dual-fixed", "dual-old", "aepo")
 
 
 class IdentifiedModel:
@@ -90,11 +93,13 @@ def load_identified(path: str | Path) -> IdentifiedModel:
 
 def tracking_controls(kinds: Sequence[str], setpoint: float, model: IdentifiedModel | None = None,
                       *, taus: Sequence[float] = (3.0,), n_trials: int = 60,
-                      storage: str | None = None, study_prefix: str = "entropy-pi"
+                      storage: str | None = None, study_prefix: str = "entropy-pi",
+                      task: str | None = None
                       ) -> dict[str, tuple[ControlConfig, SensorConfig]]:
     """The controllers ``kinds`` (:data:`TRACKING_CONTROLLERS`) at ``setpoint``: name ->
-    (controller, sensor). Model-based kinds need ``model``; a pole-placement ``tau`` the model
-    cannot meet is left out with a printed reason (the others still run)."""
+    (controller, sensor). Model-based kinds need ``model`` (``nmpc``: the ``task`` of its
+    preset); a pole-placement ``tau`` the model cannot meet is left out with a printed reason
+    (the others still run)."""
     from llm_rl.entropy_design import pole_placement_pi, tune_pi_optuna
 
     unknown = [k for k in kinds if k not in TRACKING_CONTROLLERS]
@@ -105,6 +110,12 @@ def tracking_controls(kinds: Sequence[str], setpoint: float, model: IdentifiedMo
     if needs and model is None:
         raise ValueError(f"controllers {', '.join(needs)} are designed on an identified model; "
                          f"none was given")
+    if "nmpc" in kinds:
+        from llm_rl.entropy_mpc import NMPC_PRESETS
+
+        if task not in NMPC_PRESETS:
+            raise ValueError(f"nmpc has settings for tasks {', '.join(NMPC_PRESETS)}; got "
+                             f"task = {task!r}")
     raw = SensorConfig()
     h = setpoint
     out: dict[str, tuple[ControlConfig, SensorConfig]] = {}
@@ -132,6 +143,9 @@ def tracking_controls(kinds: Sequence[str], setpoint: float, model: IdentifiedMo
                                  n_trials=n_trials, seed=0, storage=storage,
                                  study_name=f"{study_prefix}-{digest}")
             out[kind] = (ControlConfig(name="pid", setpoint=h, options=opt.pid_options()), raw)
+        elif kind == "nmpc":
+            out[kind] = (ControlConfig(name="nmpc", setpoint=h, options=NMPC_PRESETS[str(task)]),
+                         raw)
         elif kind == "dual-fixed":
             out[kind] = (ControlConfig(name="dual", setpoint=h, options=DUAL_FIXED), raw)
         elif kind == "dual-old":

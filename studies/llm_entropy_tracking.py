@@ -7,8 +7,9 @@ pass@k first rises, then falls with entropy)?
 Grid: set-points ``--setpoints`` (0.3, 0.6, 0.9) x tasks ``--tasks`` (sumpair, countdown-lite) x
 controllers ``--controllers`` (:mod:`llm_rl.tracking`: open loop, the hand-tuned PI, PI by pole
 placement on the identified model, the same reading the Kalman-filtered entropy, PI tuned by
-Optuna on the model, the fixed dual ascent, AEPO) x seeds ``--seeds`` (held out: the model was
-identified on seeds 10-12 and the hand PI tuned on seed 1). Sizes are the collapse study's CPU
+Optuna on the model, MPC on the identified quadratic model, the fixed dual ascent, AEPO) x
+seeds ``--seeds`` (held out: the models were identified and the MPC settings chosen on seeds
+10-12, the hand PI tuned on seed 1). Sizes are the collapse study's CPU
 reduced size (2x64 GPT-2, SFT 300 steps, 120 steps x 16 prompts x 8 samples, held-out evaluation
 of 32 problems x 8 samples every 10 steps).
 
@@ -28,7 +29,7 @@ unfinished ones), ``results.md`` / ``results.json`` (written atomically), ``trac
 Run:
 - ``python studies/llm_entropy_tracking.py --smoke --sysid_dir DIR``: seconds (run by the tests).
 - CPU reduced size: ``OMP_NUM_THREADS=1 python studies/llm_entropy_tracking.py
-  --sysid_dir results/llm_entropy_sysid`` (42 runs, ~25 s each on one core).
+  --sysid_dir results/llm_entropy_sysid`` (48 runs per seed, ~15-25 s each on one core).
 - GPU full size: add ``--device cuda --n_layer 4 --n_embd 256 --steps 300 --prompts_per_step 64
   --fast_rollout true`` (not yet run).
 """
@@ -70,7 +71,7 @@ SMOKE: dict[str, Any] = {"steps": 4, "prompts_per_step": 4, "group_size": 4, "n_
                          "n_embd": 32, "eval_size": 4, "eval_every": 2, "sft_steps": 20,
                          "setpoints": "0.6", "tasks": "sumpair", "n_trials": 4,
                          "out_dir": "results/llm_entropy_tracking_smoke"}
-DEFAULT_CONTROLLERS = "open-loop,hand-pi,pole,pole-kf,optuna,dual-fixed,aepo"
+DEFAULT_CONTROLLERS = "open-loop,hand-pi,pole,pole-kf,optuna,nmpc,dual-fixed,aepo"
 #: A run "held" its set-point for the pass@k-vs-set-point question when its raw error is at most
 #: this (the question is about the entropy level, not about the last percent of tracking).
 NEAR = 0.25
@@ -150,7 +151,8 @@ def run_task(task: str, model: IdentifiedModel, args: Args) -> list[dict[str, An
     for h in _floats(args.setpoints):
         controls = tracking_controls(args.controllers.split(","), h, model,
                                      taus=_floats(args.taus), n_trials=args.n_trials,
-                                     storage=storage, study_prefix=f"{task}-h{h:g}")
+                                     storage=storage, study_prefix=f"{task}-h{h:g}",
+                                     task=task)
         for name, (control, sensor) in controls.items():
             for seed in (int(s) for s in args.seeds.split(",") if s.strip()):
                 cfg = train_config(task, name, seed, h, control, sensor, args)

@@ -77,11 +77,13 @@ def test_tracking_summary_filters_with_the_model_and_reads_the_evaluations():
 def test_controls_of_every_kind_from_the_identified_model(model_file):
     model = load_identified(model_file)
     assert model.arx.a_[0] == pytest.approx(A) and model.arx.b_[0] == pytest.approx(B)
-    controls = tracking_controls(["open-loop", "hand-pi", "pole", "pole-kf", "dual-fixed",
-                                  "aepo"], 0.6, model, taus=(2.0, 0.01))
+    controls = tracking_controls(["open-loop", "hand-pi", "pole", "pole-kf", "nmpc",
+                                  "dual-fixed", "aepo"], 0.6, model, taus=(2.0, 0.01),
+                                 task="countdown-lite")
     # tau 0.01 puts the third pole at 1 + a - 2 exp(-100) ~ 1.9: left out, the rest stays
-    assert list(controls) == ["open-loop", "hand-pi", "pole-tau2", "pole-tau2-kf",
+    assert list(controls) == ["open-loop", "hand-pi", "pole-tau2", "pole-tau2-kf", "nmpc",
                               "dual-fixed", "aepo"]
+    assert controls["nmpc"][0].options.u_high == 0.3  # countdown-lite's preset
     pole, raw = controls["pole-tau2"]
     p = math.exp(-1 / 2)
     p3 = 1 + A - 2 * p
@@ -98,6 +100,9 @@ def test_bad_controller_names_and_missing_models_are_clear_errors(tmp_path, mode
         tracking_controls(["pidd"], 0.6)
     with pytest.raises(ValueError, match="pole, optuna are designed on an identified model"):
         tracking_controls(["pole", "optuna"], 0.6)
+    with pytest.raises(ValueError, match="nmpc has settings for tasks sumpair, countdown-lite; "
+                                         "got task = 'add-n'"):
+        tracking_controls(["nmpc"], 0.6, task="add-n")
     with pytest.raises(FileNotFoundError, match=r"run studies/llm_entropy_sysid\.py"):
         load_identified(tmp_path / "model_x_arx.json")
     bad = tmp_path / "model_bad_arx.json"
@@ -116,7 +121,7 @@ def test_study_flags_name_bad_values():
     assert args.steps == 4 and args.setpoints == "0.6"
 
 
-@pytest.mark.slow  # ~10 s: 7 tiny runs
+@pytest.mark.slow  # ~10 s: 8 tiny runs
 def test_smoke_study_runs_every_controller_and_reports(tmp_path, model_file):
     study = load_study("llm_entropy_tracking")
     out = tmp_path / "out"
@@ -124,7 +129,7 @@ def test_smoke_study_runs_every_controller_and_reports(tmp_path, model_file):
                        str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     names = [r["controller"] for r in res["rows"]]
-    assert names == ["open-loop", "hand-pi", "pole-tau3", "pole-tau3-kf", "optuna",
+    assert names == ["open-loop", "hand-pi", "pole-tau3", "pole-tau3-kf", "optuna", "nmpc",
                      "dual-fixed", "aepo"]
     assert all(r["rel_err_filtered"] is not None for r in res["rows"])
     text = (out / "results.md").read_text()
