@@ -41,8 +41,9 @@ flags belong to the PID-family controllers on the command line.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -50,8 +51,11 @@ from ctrlbench.options import OptionError, Options, option
 from llm_rl.entropy_control import ControlConfig, EntropyController
 from llm_rl.validation import check_field
 
+if TYPE_CHECKING:
+    from llm_rl.sysid import RunData
+
 __all__ = ["COUNTDOWN_THETA", "NMPC_PRESETS", "SUMPAIR_THETA", "ModelPredictiveController",
-           "NMPCOptions", "quadratic_model"]
+           "NMPCOptions", "fit_quadratic_model", "quadratic_model"]
 
 #: Model of sumpair at the CPU reduced size (least squares on every run of the identification
 #: seeds 10 and 11 up to H = 1.5: PRBS and closed-loop runs, one-step residual std 0.059);
@@ -82,6 +86,28 @@ def quadratic_model(theta: tuple[float, ...] | np.ndarray, h: Any, u: Any, v: An
     t = theta
     return (t[0] + t[1] * h + t[2] * u + t[3] * h * h + t[4] * h * u + t[5] * u * u
             + t[6] * v)
+
+
+def fit_quadratic_model(runs: Sequence[RunData], h_max: float = 1.5) -> np.ndarray:
+    """``theta`` of :func:`quadratic_model` by least squares on ``runs`` (each up to its first
+    ``H > h_max``, :func:`llm_rl.sysid.truncate`), regressing ``H_{k+1}`` on
+    ``[1, H_k, u_k, H_k^2, H_k u_k, u_k^2, u_{k-1}]`` for ``k >= 2``. Closed-loop runs are
+    welcome: their many bonus levels separate ``u`` from ``u^2``, which a two-level PRBS
+    cannot. :data:`SUMPAIR_THETA` and :data:`COUNTDOWN_THETA` are this fit on every run of the
+    identification seeds 10 and 11 (PRBS, open loop and closed-loop PI / dual runs)."""
+    from llm_rl.sysid import truncate
+
+    rows = []
+    for r in truncate(runs, h_max):
+        h, u = r.entropy, r.actuator
+        for k in range(2, len(h) - 1):
+            rows.append((h[k + 1], 1.0, h[k], u[k], h[k] ** 2, h[k] * u[k], u[k] ** 2, u[k - 1]))
+    if len(rows) < 7:
+        raise ValueError(f"{len(rows)} usable steps (k >= 2, H <= h_max = {h_max}) are too few "
+                         f"to fit the 7 coefficients; give longer or more runs")
+    data = np.asarray(rows)
+    theta, *_ = np.linalg.lstsq(data[:, 1:], data[:, 0], rcond=None)
+    return np.asarray(theta, dtype=float)
 
 
 @dataclass(frozen=True)

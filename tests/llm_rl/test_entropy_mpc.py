@@ -190,3 +190,22 @@ def test_trainer_resume_with_nmpc_equals_the_uninterrupted_run(tiny, tmp_path):
     resumed = GRPOTrainer(dataclasses.replace(cfg, out_dir=str(tmp_path / "part")), resume=True)
     resumed.train()
     assert _rows(tmp_path / "part") == full
+
+
+def test_fit_quadratic_model_recovers_a_known_model_from_closed_loop_like_data():
+    from llm_rl.entropy_mpc import fit_quadratic_model
+    from llm_rl.sysid import RunData
+
+    theta = np.array([0.01, 0.95, 0.10, -0.05, 0.30, -0.20, 0.15])
+    rng = np.random.default_rng(3)
+    runs = []
+    for _ in range(3):
+        u = rng.choice([0.0, 0.1, 0.25, 0.4], size=60)  # several levels: u and u^2 separable
+        h = np.empty(60)
+        h[:2] = 0.6
+        for k in range(1, 59):
+            h[k + 1] = quadratic_model(theta, h[k], u[k], u[k - 1])
+        runs.append(RunData(h, u))
+    np.testing.assert_allclose(fit_quadratic_model(runs), theta, atol=1e-8)
+    with pytest.raises(ValueError, match="too few to fit the 7 coefficients"):
+        fit_quadratic_model([RunData(h[:6], u[:6])])
