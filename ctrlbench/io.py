@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "save_figure"]
+__all__ = ["atomic_write", "atomic_write_bytes", "optional_pyplot", "save_figure"]
 
 
 def _umask() -> int:
@@ -57,6 +57,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     return atomic_write(path, lambda fh: fh.write(data))
+
+
+def optional_pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or ``None`` when matplotlib is not
+    installed (study scripts then skip their figures and still write their tables)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:

@@ -49,7 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.io import save_figure
+from ctrlbench.io import optional_pyplot, save_figure
 from ctrlbench.options import Options, option
 from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig, PIDOptions
@@ -202,12 +202,8 @@ def report(args: Args, rows: list[dict[str, Any]]) -> str:
 
 
 def _plot(args: Args, rows: list[dict[str, Any]]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = optional_pyplot()
+    if plt is None:
         return
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(len(tasks), 3, figsize=(13, 3.2 * len(tasks)), squeeze=False)

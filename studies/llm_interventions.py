@@ -43,7 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.io import save_figure
+from ctrlbench.io import optional_pyplot, save_figure
 from ctrlbench.options import Options, option
 from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.entropy_control import ControlConfig, PIDOptions
@@ -185,12 +185,8 @@ def report(args: Args, rows: list[dict[str, Any]]) -> str:
 
 
 def _plot(args: Args, rows: list[dict[str, Any]]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = optional_pyplot()
+    if plt is None:
         return
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     keys = ("entropy", "reward", "pass@1", "pass@8")

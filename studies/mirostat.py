@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from ctrlbench.io import atomic_write_bytes, save_figure
+from ctrlbench.io import atomic_write_bytes, optional_pyplot, save_figure
 from ctrlbench.options import Options, option
 from ctrlbench.provenance import format_provenance, provenance
 from llm_rl.decoding import MirostatLogitsProcessor, MirostatOptions, repetition_rate
@@ -180,12 +180,8 @@ def report(args: Args, rows: list[dict[str, Any]]) -> str:
 
 
 def _plot(args: Args, rows: list[dict[str, Any]]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = optional_pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for source in ("zipf", "tiny-lm"):
