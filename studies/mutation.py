@@ -57,6 +57,10 @@ MODULES: dict[str, list[str]] = {
     "controllers/nmes_pid.py": ["tests/controllers/test_nmes_pid.py"],
     "controllers/crystal_pi.py": ["tests/controllers/test_crystal_pi.py"],
     "controllers/rise.py": ["tests/controllers/test_rise.py"],
+    "llm_rl/filters.py": ["tests/llm_rl/test_filters.py"],
+    "llm_rl/entropy_design.py": ["tests/llm_rl/test_entropy_design.py"],
+    "llm_rl/entropy_mpc.py": ["tests/llm_rl/test_entropy_mpc.py"],
+    "llm_rl/sysid.py": ["tests/llm_rl/test_sysid.py"],
 }
 
 # Extra pytest arguments for every run of a module (after the default addopts): the entropy
