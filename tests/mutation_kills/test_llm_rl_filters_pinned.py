@@ -1,0 +1,46 @@
+"""Pinned values for llm_rl/filters.py (mutation survivors of `make mutation`)."""
+
+import math
+
+import pytest
+
+from llm_rl.filters import SensorConfig, make_filter, steady_state_gain
+
+
+@pytest.mark.parametrize(("q", "r"), [(-1.0, 1.0), (1.0, 0.0), (-1.0, 0.0)])
+def test_steady_state_gain_refuses_negative_q_and_non_positive_r(q, r):
+    with pytest.raises(ValueError, match=r"needs q >= 0 and r > 0, got q=-?1\.0|r=0\.0"):
+        steady_state_gain(0.9, q, r)
+
+
+def test_steady_state_gain_with_no_process_noise_trusts_the_model():
+    assert steady_state_gain(0.5, 0.0, 1.0) == 0.0
+    # a = 1, q = r: P^2 - P r - r^2 = 0 -> P = r (1 + sqrt 5) / 2, K = P / (P + r)
+    phi = (1 + math.sqrt(5)) / 2
+    assert steady_state_gain(1.0, 2.0, 2.0) == pytest.approx(phi / (phi + 1))
+
+
+def test_kalman_state_round_trips_none_and_numbers():
+    cfg = SensorConfig(filter="kalman", a=0.9, b=0.5, c=0.01, q=1e-3, r=1e-2)
+    fresh = make_filter(cfg)
+    assert fresh.variance is None and fresh.gain is None
+    state = fresh.state_dict()
+    other = make_filter(cfg)
+    other.update(0.7, 0.2)
+    other.load_state_dict(state)
+    assert other.estimate is None and other.variance is None and other.gain is None
+    a = make_filter(cfg)
+    for y, u in ((0.6, 0.1), (0.65, 0.0), (0.62, 0.3)):
+        a.update(y, u)
+    b = make_filter(cfg)
+    b.load_state_dict(a.state_dict())
+    assert (b.estimate, b.variance, b.gain) == (a.estimate, a.variance, a.gain)
+    assert isinstance(b.gain, float) and isinstance(b.variance, float)
+    assert b.update(0.61, 0.1) == a.update(0.61, 0.1)  # the last actuator came along too
+
+
+def test_kalman_first_reading_initialises_even_with_a_restored_variance():
+    cfg = SensorConfig(filter="kalman", a=0.9, b=0.5, c=0.01, q=1e-3, r=1e-2)
+    f = make_filter(cfg)
+    f.load_state_dict({**f.state_dict(), "variance": 0.5})  # no estimate yet
+    assert f.update(0.7, 0.0) == 0.7 and f.gain == 1.0 and f.variance == 1e-2
