@@ -58,6 +58,7 @@ from llm_rl.metrics import fit_rh_law
 from llm_rl.policy import PolicySpec
 from llm_rl.study_runs import parse_study_args, train_or_reuse, write_results
 from llm_rl.tasks import make_task
+from llm_rl.tracking import second_half_error
 
 METHODS = ("open-loop", "entropy-bonus", "clip-cov", "kl-cov", "pid", "dual", "aepo")
 #: ``--smoke`` sizes (flags given explicitly win) and its wall-time budget on 2 CPU cores.
@@ -145,12 +146,11 @@ def train_config(task: str, method: str, args: Args) -> TrainConfig:
 def summarize(hist: list[dict[str, Any]], setpoint: float) -> dict[str, Any]:
     """Per-run numbers: entropy start/end, tracking error, pass@k, covariance, R-H fit."""
     h = [m["entropy"] for m in hist]
-    second = h[len(h) // 2 :]
     evals = [m for m in hist if m.get("evaluated")] or hist
     k = 5 if len(h) >= 10 else 1
     return {
         "entropy_start": sum(h[:k]) / k, "entropy_end": sum(h[-k:]) / k,
-        "rel_err_second_half": sum(abs(x - setpoint) / setpoint for x in second) / len(second),
+        "rel_err_second_half": second_half_error(h, setpoint),
         "reward_end": sum(m["reward"] for m in hist[-k:]) / k,
         "cov_mean": sum(m["cov_mean"] for m in hist) / len(hist),
         "pass@1": hist[-1]["pass@1"], "pass@8": hist[-1].get("pass@8"),
