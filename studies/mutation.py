@@ -61,6 +61,7 @@ MODULES: dict[str, list[str]] = {
     "llm_rl/entropy_design.py": ["tests/llm_rl/test_entropy_design.py"],
     "llm_rl/entropy_mpc.py": ["tests/llm_rl/test_entropy_mpc.py"],
     "llm_rl/sysid.py": ["tests/llm_rl/test_sysid.py"],
+    "plants/rbc/model.py": ["tests/plants/test_rbc.py"],
 }
 
 # Extra pytest arguments for every run of a module (after the default addopts): the entropy
