@@ -14,7 +14,7 @@ over the last half is compared with ``tau``:
 
 Also reported: plain sampling (no Mirostat) for reference, and the repetition rate, the share
 of 4-grams that already occurred earlier in the text. Output (``--out_dir``): ``results.md``,
-``results.json`` (atomic) and ``surprise_vs_tau.png``.
+``results.json`` (rows and provenance, atomic) and ``surprise_vs_tau.png``.
 
 Run: ``python studies/mirostat.py`` (CPU, about a minute); ``--smoke`` (seconds, run by the tests).
 """
@@ -154,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{source:8s} {mode} tau {tau:4.1f}: surprise {r['surprise_last_half']:.3f}"
                       f" (err {100 * r['rel_err']:.2f} %), repetition "
                       f"{r['repetition_4gram']:.3f}", flush=True)
-    text = report(args, rows) + "\n" + format_provenance(provenance())
+    prov = provenance()
+    text = report(args, rows) + "\n" + format_provenance(prov)
     out = Path(args.out_dir)
     atomic_write_bytes(out / "results.md", text.encode())
     atomic_write_bytes(out / "results.json", json.dumps(
-        {"args": args.to_dict(), "rows": rows}, indent=1).encode())
+        {"args": args.to_dict(), "rows": rows, "provenance": prov}, indent=1).encode())
     _plot(args, rows)
     print(text)
     return 0

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +54,13 @@ def test_mirostat_study_smoke(tmp_path):
     out = tmp_path / "m"
     assert study.main(["--smoke", "--out_dir", str(out), "--tokens", "60", "--vocab",
                        "2000"]) == 0
-    rows = json.loads((out / "results.json").read_text())["rows"]
+    result = json.loads((out / "results.json").read_text())
+    rows = result["rows"]
+    prov = result["provenance"]  # the commit, versions, threads, machine and command behind it
+    assert {"git_commit", "git_dirty", "packages", "threads", "cpu", "gpu", "command"} <= set(prov)
+    assert prov["packages"]["torch"] == torch.__version__
+    assert prov["threads"]["torch"] == 1 and prov["command"] and prov["cpu"]
+    assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
     assert {(r["source"], r["mode"]) for r in rows} == {
         (s, m) for s in ("zipf", "tiny-lm") for m in ("plain", "v1", "v2")}
     for r in rows:
@@ -62,4 +69,5 @@ def test_mirostat_study_smoke(tmp_path):
             assert r["surprise_last_half"] > 4
         else:
             assert r["surprise_last_half"] == pytest.approx(3.0, rel=0.25)
-    assert "| zipf | v2 | 3.0 |" in (out / "results.md").read_text()
+    text = (out / "results.md").read_text()
+    assert "| zipf | v2 | 3.0 |" in text and "## Provenance" in text
