@@ -90,6 +90,9 @@ class Args(Options):
     samples_per_run: int = option(48, "windows per training batch (0 = all)", ge=0, le=144)
     input_noise: float = option(0.15, "training noise augmentation, relative std up to [-]",
                                 ge=0.0, le=0.5)
+    train_seed: int = option(0, "training seed (initialisation, shuffle, validation split); "
+                             "the data and the PI / NMPC evaluations do not depend on it", ge=0,
+                             le=2**31 - 1)
     model: str | None = option(None, "evaluate this trained model.pt instead of training one")
     train_only: bool = option(False, "stop after training")
     systems: int = option(30, "held-out systems (seeds 0..systems-1)", ge=0, le=100_000)
@@ -111,7 +114,8 @@ def settings_of(args: Args) -> tuple[DataSettings, TrainSettings]:
     else:
         data = DataSettings(runs=args.runs)
     train = TrainSettings(window=args.window, hidden=args.hidden, epochs=args.epochs,
-                          samples_per_run=args.samples_per_run, input_noise=args.input_noise)
+                          samples_per_run=args.samples_per_run, input_noise=args.input_noise,
+                          seed=args.train_seed)
     return data, train
 
 
