@@ -12,7 +12,9 @@ beside every Nu, and when the counts differ both are also run from a 4-roll star
 authors' start without noise plus ``0.01 sin(2x) (1 - y^2)`` on T) so that the same state is
 compared.
 
-Writes ``results/rbc_fem_compare/results.json`` (atomically) and prints a table. Needs DOLFINx
+Writes ``results/rbc_fem_compare/results.json`` (atomically; with this process's provenance and
+the FEM worker's interpreter and library versions) and prints a table ending with the same
+provenance. Needs DOLFINx
 (``make fem``). Measured (one core, 2-core machine shared with other jobs): spectral 96 x 64 to
 t = 400 in 116 s, Nu 4.9327, 4 rolls; FEM 64 x 32 cells (Q2: 129 x 65 nodes), dt 0.01, steady
 at t = 200 in 715 s (35 ms/step loaded, ~11 ms/step idle), Nu 4.9275, 4 rolls: -0.11 %;
@@ -28,16 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from plants.rbc.fem_backend import FEMBackend, available
+from ctrlbench.io import atomic_write_bytes
+from ctrlbench.provenance import format_provenance, provenance
+from plants.rbc.fem_backend import SYSTEM_PYTHON, FEMBackend, available
 from plants.rbc.model import RBCParams, roll_count
 
 FOUR_ROLL = (2, 0.01)
@@ -135,14 +138,49 @@ def compare(fem: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
             "within_5pct": bool(abs(rel) < 0.05 and fem["rolls"] == spec["rolls"])}
 
 
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results.", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+WORKER_PROBE = ("import json, sys, platform, dolfinx, numpy, scipy, petsc4py, mpi4py, ufl; "
+                "print(json.dumps({'python': platform.python_version(), "
+                "'dolfinx': dolfinx.__version__, 'numpy': numpy.__version__, "
+                "'scipy': scipy.__version__, 'petsc4py': petsc4py.__version__, "
+                "'mpi4py': mpi4py.__version__, 'ufl': ufl.__version__}))")
+"""Printed by the FEM worker's interpreter: the versions that produced the FEM numbers."""
+
+
+def worker_versions(python: str = SYSTEM_PYTHON) -> dict[str, Any]:
+    """The FEM worker interpreter's path and its Python, DOLFINx, numpy, ... versions.
+
+    The worker runs under Debian's system Python (numpy 1.x), outside this venv, so
+    :func:`ctrlbench.provenance.provenance` cannot see them. Never raises: a failed probe
+    reads ``{"interpreter": python, "error": ...}``.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    try:
+        done = subprocess.run([python, "-c", WORKER_PROBE], capture_output=True, text=True,
+                              timeout=120, env=env, stdin=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"interpreter": python, "error": last}
+        return {"interpreter": python, **json.loads(done.stdout)}
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return {"interpreter": python, "error": str(exc)}
+
+
+def results_data(args: argparse.Namespace, rows: list[dict[str, Any]],
+                 runs: dict[str, dict[str, Any]], prov: dict[str, Any],
+                 worker: dict[str, Any]) -> dict[str, Any]:
+    """The ``results.json`` content: parameters, comparisons, runs, this process's
+    provenance (commit, dirty tree, versions, threads, CPU/GPU, command) and the FEM worker's
+    versions."""
+    return {"ra": args.ra, "pr": args.pr, "comparisons": rows, "runs": runs,
+            "provenance": prov, "fem_worker": worker}
+
+
+def summary_tail(prov: dict[str, Any], worker: dict[str, Any]) -> str:
+    """The provenance block that ends the printed summary, with the FEM worker's versions."""
+    versions = ", ".join(f"{k} {v}" for k, v in worker.items() if k != "interpreter")
+    return (format_provenance(prov)
+            + f"- FEM worker: `{worker.get('interpreter')}`: {versions or 'unknown'}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,10 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.starts == "auto" and start == "authors" and not rows[-1]["same_rolls"]:
             starts.append("four_roll")
         i += 1
-    data = {"ra": args.ra, "pr": args.pr, "comparisons": rows, "runs": runs,
-            "machine": {"python": platform.python_version(), "cpu": platform.processor(),
-                        "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}}
-    write_atomic(args.out / "results.json", data)
+    prov, worker = provenance(), worker_versions()
+    atomic_write_bytes(args.out / "results.json", json.dumps(
+        results_data(args, rows, runs, prov, worker), indent=1).encode())
     print(f"\n{'start':10s} {'Nu FEM':>9s} {'rolls':>5s} {'Nu spectral':>11s} {'rolls':>5s} "
           f"{'rel diff':>9s}  FEM run")
     for row in rows:
@@ -195,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['nu_spectral']:11.4f} {row['rolls_spectral']:5d} {row['rel_diff']:+9.2%}  "
               f"{f['mesh_cells'][0]}x{f['mesh_cells'][1]} cells, dt {f['dt']}, t {f['t']:.0f}, "
               f"{f['wall_s']:.0f} s, {f['ms_per_step']:.1f} ms/step, steady {f['steady']}")
+    print("\n" + summary_tail(prov, worker), end="")
     print(f"wrote {args.out / 'results.json'}")
     same = [r for r in rows if r["same_rolls"]]
     return 0 if same and all(r["within_5pct"] for r in same) else 1

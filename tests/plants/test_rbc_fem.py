@@ -137,3 +137,8 @@ def test_compare_study_smoke(tmp_path: Path) -> None:
     assert row["rolls_fem"] == row["rolls_spectral"] == 4
     assert abs(row["rel_diff"]) < 0.02
     assert rc == 0
+    prov = data["provenance"]  # this process's; the worker's versions beside it
+    assert {"git_commit", "git_dirty", "packages", "threads", "cpu", "command"} <= set(prov)
+    assert prov["packages"]["numpy"] == np.__version__
+    assert data["fem_worker"]["dolfinx"].startswith("0.5.")
+    assert data["fem_worker"]["numpy"] != np.__version__     # Debian's numpy 1.x, not the venv's
