@@ -32,16 +32,24 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """One input: its rows, seed and provenance; a clear error for a file that is not one."""
+def load(path: str | Path, table: str = "rows", seed_arg: str = "seed") -> dict[str, Any]:
+    """One input: its ``table`` (per-run rows by default), seed and provenance.
+
+    ``table`` names the list in ``results.json`` to reduce (``rows``, or a study's summary such as
+    ``table``); ``seed_arg`` the entry of its ``args`` that holds the seed (``seed``, or e.g.
+    ``train_seed``). A file that is not such a results file is a clear error.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no results file at {p}")
     data = json.loads(p.read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise ValueError(f"{p} has no 'rows' list: not a study's results.json")
+    if not isinstance(data, dict) or not isinstance(data.get(table), list):
+        lists = sorted(k for k, v in data.items() if isinstance(v, list)) \
+            if isinstance(data, dict) else []
+        raise ValueError(f"{p} has no {table!r} list: not a study's results.json "
+                         f"(its lists: {', '.join(lists) or 'none'})")
     args = data.get("args") or {}
-    return {"path": str(p), "rows": data["rows"], "seed": args.get("seed"),
+    return {"path": str(p), "rows": data[table], "seed": args.get(seed_arg),
             "provenance": data.get("provenance") or {}}
 
 
@@ -100,11 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--columns", default="",
                    help="numeric columns to show, comma-separated (default: all)")
     p.add_argument("--out", default="", help="folder for results.md / results.json")
+    p.add_argument("--table", default="rows",
+                   help="the list in results.json to reduce (per-run 'rows', or a summary)")
+    p.add_argument("--seed_arg", default="seed",
+                   help="the entry of each results.json's args that holds its seed")
     a = p.parse_args(argv)
     if len(a.results) < 2:
         p.error(f"need results of >= 2 seeds for a spread, got {len(a.results)}")
     keys = tuple(k for k in a.keys.split(",") if k)
-    inputs = [load(r) for r in a.results]
+    try:
+        inputs = [load(r, a.table, a.seed_arg) for r in a.results]
+    except (OSError, ValueError) as err:
+        p.error(str(err))
     rows = aggregate(inputs, keys)
     available = list(dict.fromkeys(c for r in rows for c in r["stats"]))
     columns = [c for c in a.columns.split(",") if c] or available

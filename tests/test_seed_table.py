@@ -48,4 +48,25 @@ def test_cli_writes_table_and_names_bad_input(tmp_path, capsys):
     with pytest.raises(KeyError, match="no key column 'group'"):
         main([str(a), str(b), "--keys", "group"])
     with pytest.raises(FileNotFoundError, match="no results file"):
+        load(tmp_path / "missing.json")
+    with pytest.raises(SystemExit):
         main([str(a), str(tmp_path / "missing.json")])
+    assert "no results file at" in capsys.readouterr().err
+
+
+def test_summary_table_and_seed_entry_by_flag(tmp_path, capsys):
+    """``--table`` reduces a study's summary list, ``--seed_arg`` names the seed entry."""
+    for seed, dev in ((1, 1.0), (2, 2.0), (3, 6.0)):
+        (tmp_path / f"s{seed}.json").write_text(json.dumps(
+            {"args": {"train_seed": seed}, "rows": [{"case": "x"}],
+             "table": [{"set": "g", "controller": "lstmc", "dev": dev, "n": 4}]}))
+    files = [str(tmp_path / f"s{s}.json") for s in (1, 2, 3)]
+    assert main([*files, "--table", "table", "--keys", "set,controller",
+                 "--seed_arg", "train_seed", "--out", str(tmp_path / "o")]) == 0
+    text = (tmp_path / "o" / "results.md").read_text()
+    assert "| g | lstmc | 3.000 +- 2.646 |" in text            # (1, 2, 6): std sqrt(7)
+    assert "seed 2: " in text and "seed None" not in text
+    with pytest.raises(SystemExit):
+        main([*files, "--table", "summary"])
+    err = capsys.readouterr().err
+    assert "no 'summary' list" in err and "its lists: rows, table" in err
