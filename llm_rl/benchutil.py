@@ -1,43 +1,29 @@
-"""Benchmark helpers shared by ``studies/bench/llm_*.py``: machine report and alternating timing.
+"""Benchmark helpers shared by the LLM benchmarks in ``studies/bench``: alternating timing and
+the versions line that ends their provenance block.
 
 Protocol (SETUP.md): time the thing and its anchor in one process, alternating, after a warm-up;
-report medians and ratios; print the machine. Nothing here asserts a time.
+report medians and ratios; end with the provenance (commit, command, machine, threads,
+versions), collected after the timing. Nothing here asserts a time.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["machine_info", "sync", "time_alternating"]
+from ctrlbench.machine import library_versions
+
+__all__ = ["more_versions", "sync", "time_alternating"]
 
 
-def machine_info() -> str:
-    """CPU model, cores, GPU, and library versions, one line each."""
-    import transformers
-
-    from ctrlbench.machine import cpu_name, gpu_name
-
-    cpu = cpu_name()
-    gpu = gpu_name() or "none"
-    lines = [
-        f"cpu: {cpu} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
-        f"gpu: {gpu}",
-        f"python {platform.python_version()}, torch {torch.__version__}, "
-        f"transformers {transformers.__version__}",
-    ]
-    try:
-        import triton
-
-        lines.append(f"triton {triton.__version__}")
-    except ImportError:
-        lines.append("triton: not installed")
-    return "\n".join(lines)
+def more_versions(libs: Sequence[str]) -> str:
+    """A last bullet for the provenance block: the versions of distributions a benchmark
+    depends on that :func:`ctrlbench.provenance.provenance` does not record (Triton, TRL),
+    e.g. ``"- also: triton 3.1.0, trl (not installed)\\n"``. Imports none of them."""
+    return f"- also: {library_versions(libs)}\n"
 
 
 def sync(device: str | torch.device) -> None:

@@ -3,7 +3,8 @@
 Time (median of alternating runs) and extra memory for entropy + log-prob of N positions over a
 V-token vocabulary. On CUDA the peak is measured (``torch.cuda.max_memory_allocated`` above the
 logits); on CPU it is the analytic size of the float32 temporaries (N x V for naive, chunk x V
-for chunked), labelled as such. Also reports each result's max abs error vs float64.
+for chunked), labelled as such. Also reports each result's max abs error vs float64, and ends
+with the provenance (commit, command, CPU/GPU, threads, versions, Triton's too).
 
 CPU (reduced): ``python studies/bench/entropy_sensor.py``
 GPU (issue 3 size): ``python studies/bench/entropy_sensor.py --device cuda --dtype bfloat16
@@ -18,7 +19,8 @@ from collections.abc import Callable
 
 import torch
 
-from llm_rl.benchutil import machine_info, time_alternating
+from ctrlbench.provenance import format_provenance, provenance
+from llm_rl.benchutil import more_versions, time_alternating
 from llm_rl.entropy import entropy_and_logprob, naive_entropy_and_logprob, triton_available
 
 
@@ -54,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    print(machine_info())
     g = torch.Generator(device=a.device).manual_seed(0)
     logits = torch.randn(a.positions, a.vocab, device=a.device, generator=g).mul_(3)
     logits = logits.to(getattr(torch, a.dtype))
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{label} {err:15.1e}")
     if a.device != "cuda":
         print("* analytic: three float32 N x V (naive) or chunk x V (chunked) temporaries")
+    print("\n" + format_provenance(provenance()) + more_versions(["triton"]), end="")
     return 0
 
 

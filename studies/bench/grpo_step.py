@@ -6,7 +6,8 @@ token-mean, eps 0.2 / 0.28, beta 0). Both learning curves (train reward, token e
 printed so the speed is for the same algorithm. Ours additionally computes the reference-policy
 KL, covariance and the other per-step diagnostics. The two runs are sequential in one process
 (a training loop cannot be interleaved step by step); the first rollout of each is a warm-up and
-excluded from the median.
+excluded from the median. The summary ends with the provenance (commit, command, CPU/GPU,
+threads, versions, TRL's too).
 
 The default model is Llama (RoPE): TRL 1.16 scores completions with a forward pass that passes no
 ``position_ids``, and with transformers 5.24 such a pass numbers left-padded rows from the first
@@ -42,7 +43,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from llm_rl.benchutil import machine_info
+from ctrlbench.provenance import format_provenance, provenance
+from llm_rl.benchutil import more_versions
 from llm_rl.config import SFTConfig, TrainConfig
 from llm_rl.losses import LossConfig
 from llm_rl.policy import PolicySpec, load_policy
@@ -161,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    print(machine_info())
     out = Path(a.out or tempfile.mkdtemp(prefix="grpo_bench_"))
     spec = PolicySpec(arch=a.arch, n_layer=a.n_layer, n_embd=a.n_embd, n_head=4)
     init = str(warm_start("sumpair", spec, SFTConfig(), str(out / "sft"), seed=a.seed,
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         tr = f"{t['reward']:7.3f}" if "reward" in t else "      -"
         th = f"{t['entropy']:7.3f}" if "entropy" in t else "      -"
         print(f"{i:7d} {m['reward']:7.3f} {m['entropy']:7.3f} {tr} {th}")
+    print("\n" + format_provenance(provenance()) + more_versions(["trl", "accelerate"]), end="")
     return 0
 
 

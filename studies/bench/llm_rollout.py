@@ -3,7 +3,8 @@
 Both sample ``new_tokens`` tokens per row at temperature 1 with EOS disabled (ours: ``eos_id=-1``;
 HF: ``min_new_tokens = max_new_tokens``), so tokens/s compare equal work; ours additionally
 returns per-token log-probs and entropies. ``ours-fast`` is the static-cache path (CUDA: plus
-``torch.compile(mode="reduce-overhead")``, i.e. CUDA graphs). Medians of alternating runs.
+``torch.compile(mode="reduce-overhead")``, i.e. CUDA graphs). Medians of alternating runs; the
+summary ends with the provenance (commit, command, CPU/GPU, threads, versions).
 
 CPU (reduced): ``python studies/bench/llm_rollout.py``
 GPU (issue 3 sizes): ``python studies/bench/llm_rollout.py --device cuda --dtype bfloat16
@@ -20,7 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from llm_rl.benchutil import machine_info, time_alternating
+from ctrlbench.provenance import format_provenance, provenance
+from llm_rl.benchutil import time_alternating
 from llm_rl.policy import PolicySpec, build_policy
 from llm_rl.rollout import sample
 from llm_rl.tokenizer import CharTokenizer
@@ -40,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    print(machine_info())
     tok = CharTokenizer()
     spec = PolicySpec(arch=a.arch, n_layer=a.n_layer, n_embd=a.n_embd, n_head=4,
                       max_positions=64)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'sampler':12s} {'median s':>10s} {'tokens/s':>12s} {'vs hf':>7s}")
     for name, t in times.items():
         print(f"{name:12s} {t:10.4f} {ntok / t:12.0f} {times['hf-generate'] / t:6.2f}x")
+    print("\n" + format_provenance(provenance()), end="")
     return 0
 
 
