@@ -9,7 +9,8 @@ with GEM's ``DqToAbcActionProcessor``.
 Each env is stepped in blocks of ``block`` steps with the same fixed action sequence (small
 sinusoids that keep the motor inside its limits; the PMSM anchors get the phase duty cycles the
 plant would send), alternating env by env, after ``warmup`` blocks; the script reports the median
-per-step time of each and the ratio. It never asserts: goal overhead <= 10 %.
+per-step time of each and the ratio, then the provenance (commit, command, CPU, threads,
+versions). It never asserts: goal overhead <= 10 %.
 
 Run: ``python studies/bench/motor_overhead.py`` (~30 s), ``--smoke`` (~2 s).
 """
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ctrlbench.machine import describe
+from ctrlbench.provenance import format_provenance, provenance
 from ctrlbench.registry import make_plant
 
 
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             resets = row["counters"][name]["resets"]
             note = f" ({resets} resets)" if resets else ""
             print(f"| {row['plant']} | {name}{note} | {t * 1e6:.1f} | {t / base:.3f} |")
+    print("\n" + format_provenance(provenance()), end="")
     return 0
 
 

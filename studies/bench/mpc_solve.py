@@ -15,8 +15,9 @@ with the NMPC's own objective ``J(w, p)``, so "equal optimal cost" is checked on
 
 do-mpc is not a project dependency: install it for the benchmark only, e.g.
 ``pip install --target /tmp/dompc --no-deps do-mpc`` and ``PYTHONPATH=/tmp/dompc``; without it
-the do-mpc columns are skipped with a message. Reports medians and ratios; never asserts
-(goal: ctrlbench <= 0.5x do-mpc's time at equal optimal cost).
+the do-mpc columns are skipped with a message. Reports medians and ratios, then the provenance
+(commit, command, CPU, threads, versions); never asserts (goal: ctrlbench <= 0.5x do-mpc's time
+at equal optimal cost).
 
 Run: ``python studies/bench/mpc_solve.py`` (~1-2 min), ``--smoke`` (~10 s).
 """
@@ -41,6 +42,7 @@ import numpy as np
 from controllers.mpc import NMPC
 from controllers.mpc_ocp import ShootingOCP
 from ctrlbench.machine import describe
+from ctrlbench.provenance import format_provenance, provenance
 from ctrlbench.registry import make_controller, make_plant, plant_ids
 
 #: do-mpc's IPOPT Hessian per plant (all exact: the crystallizer's kinetics are written with
@@ -272,8 +274,9 @@ def _summarise(plant_id: str, ocp: ShootingOCP, rows: list[dict[str, float]]
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the benchmark and print one line per plant; returns the summaries."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--smoke", action="store_true", help=Args.__dataclass_fields__["smoke"].type)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny version (PMSM 30 steps, crystallizer 12)")
+    ap.add_argument("--seed", type=int, default=0, help="plant reset seed")
     ns = ap.parse_args(argv)
     args = Args(seed=ns.seed, smoke=ns.smoke)
     steps = dict(args.steps)
@@ -297,6 +300,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                      f"{res['ratio']:.2f} | (J_ctrlbench - J_do-mpc)/J_do-mpc median "
                      f"{res['rel_cost_median']:.1e}, extreme {res['rel_cost_max']:.1e}")
         print(line)
+    print("\n" + format_provenance(provenance()), end="")
     return out
 
 

@@ -12,8 +12,8 @@ Both get the same SAC (same seed, networks and hyper-parameters). After ``learni
 random steps and a warm-up block, ``learn(block)`` is timed alternately, env by env, ``repeats``
 times; the script prints the median steps/s of each and the ctrlbench overhead
 ``time_ctrlbench / time_raw - 1``. A second table times the envs alone (random actions, no
-learning), where the wrapper cost is not hidden behind SAC's gradient steps. It never asserts:
-goal overhead <= 10 %.
+learning), where the wrapper cost is not hidden behind SAC's gradient steps, and ends with the
+provenance (commit, command, CPU, threads, versions). It never asserts: goal overhead <= 10 %.
 
 Run: ``python studies/bench/sac_throughput.py`` (~3 min), ``--smoke`` (~15 s).
 """
@@ -35,6 +35,7 @@ import numpy as np
 
 from ctrlbench.machine import describe
 from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 
 PLANT = "ctrlbench/DCSpeed-v0"
 GEM_ID = "Cont-SC-PermExDc-v0"
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| ctrlbench | {1 / ours:,.0f} | {ours * 1e6:,.1f} |")
         print(f"| raw GEM | {1 / raw:,.0f} | {raw * 1e6:,.1f} |")
         print(f"| overhead | {100 * (ours / raw - 1):+.1f} % | |\n")
-    print(f"wall {time.perf_counter() - t0:.0f} s")
+    print(f"wall {time.perf_counter() - t0:.0f} s\n")
+    print(format_provenance(provenance()), end="")
     return 0
 
 

@@ -8,8 +8,8 @@ workers. Each configuration's wall time includes everything the command does (Ra
 shutdown too); for Ray the time of the study alone (Ray started before, stopped after, as on a
 long-lived cluster) is shown as well. The speed-up is the 1-worker time over the 2-worker time of
 the same backend (goal >= 1.8x at 2 workers on an idle 2-core machine). The records of all four
-are checked to be the same files byte for byte (the runs are deterministic). It never asserts a
-time.
+are checked to be the same files byte for byte (the runs are deterministic). The table ends
+with the provenance (commit, command, CPU, threads, versions). It never asserts a time.
 
 Run: ``python studies/bench/study_scaling.py`` (16 runs x 10 000 steps: ~3 min on 2 idle cores),
 ``--smoke`` (4 runs x 300 steps, ~30 s, most of it Ray start-up).
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ctrlbench.machine import describe, load_average
+from ctrlbench.provenance import format_provenance, provenance
 from ctrlbench.study import StudySpec, run_study
 from ctrlbench.study_ray import start_ray
 
@@ -119,6 +120,7 @@ def main() -> None:
     print(describe(["ray", "gym_electric_motor", "numpy"], threads="1 thread per worker"))
     rows = bench(args)
     print(_table(rows))
+    print("\n" + format_provenance(provenance()), end="")
 
 
 if __name__ == "__main__":
