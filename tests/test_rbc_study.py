@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ctrlbench.provenance import format_provenance
 from tests.fixtures.studies import load_study
 
 pytest.importorskip("torch")
@@ -41,10 +42,16 @@ def test_full_settings_are_the_papers(capsys):
     assert "seeds = 0" in capsys.readouterr().err
 
 
-def test_solver_bench_quick_runs(tmp_path):
+def test_solver_bench_quick_runs(tmp_path, capsys):
     bench = load_study("bench/rbc_solver")
     out = tmp_path / "b.json"
     assert bench.main(["--quick", "--steps", "2", "--repeats", "1", "--batches", "1,",
                        "--develop", "0", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
     assert rows[0]["batch"] == 1 and rows[0]["ms_per_step"] > 0
+    prov = data["provenance"]  # commit, dirty tree, versions, threads, machine, command
+    assert {"git_commit", "git_dirty", "packages", "threads", "cpu", "gpu", "command"} <= set(prov)
+    assert prov["threads"]["torch"] == 1 and prov["packages"]["torch"] != "not installed"
+    said = capsys.readouterr().out  # the printed summary ends with the same block
+    assert said.endswith(format_provenance(prov))

@@ -17,7 +17,8 @@ report against: <= 0.5 ms per pulse in a batch on this CPU (the authors' code: 2
 this class of CPU). It never asserts a time.
 
 Run: ``python studies/bench/laser_pass.py`` (~2 min on 2 cores), ``--quick`` (~10 s);
-``--out PATH`` also writes the results as JSON.
+``--out PATH`` also writes the results as JSON. The table and the JSON carry the provenance
+(commit, command, CPU/GPU, threads, versions).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from ctrlbench.io import atomic_write_bytes
 from ctrlbench.machine import describe, load_average
 from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 from plants.laser.model import PulseModel, denormalize
 
 LIBS = ["numpy", "scipy", "torch"]
@@ -210,12 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nbest CPU per-pulse time in a batch: {best_cpu[0] * 1e3:.3f} ms ({best_cpu[1]}); "
               f"goal <= {GOAL_MS} ms; the authors' code {AUTHORS_MS} ms per pass")
     print(f"wall {wall:.0f} s")
+    prov = provenance()
     if args.out:
         doc = {"machine": machine, "load_before": load, "load_after": load_after,
                "args": asdict(args), "goal_ms": GOAL_MS,
-               "authors_ms": AUTHORS_MS, "wall_s": wall, **res}
+               "authors_ms": AUTHORS_MS, "wall_s": wall, **res, "provenance": prov}
         path = atomic_write_bytes(args.out, (json.dumps(doc, indent=1) + "\n").encode())
         print(f"wrote {path}")
+    print("\n" + format_provenance(prov), end="")
     return 0
 
 

@@ -16,7 +16,8 @@ Medians over ``--repeats`` samples after a warm-up; the load average before and 
 printed (other processes share the cores). It never asserts a time.
 
 Run: ``python studies/bench/rbc_solver.py`` (~1 min on the CPU), ``--quick`` (seconds);
-``--out PATH`` also writes JSON.
+``--out PATH`` also writes JSON. The table and the JSON carry the provenance (commit, command,
+CPU/GPU, threads, versions).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import torch
 from ctrlbench.io import atomic_write_bytes
 from ctrlbench.machine import describe, load_average
 from ctrlbench.options import Options, option, parse_flags
+from ctrlbench.provenance import format_provenance, provenance
 from plants.rbc.model import RBCParams
 from plants.rbc.solver import SpectralRBC
 
@@ -139,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
               f"-> ours is {ratio:.1f}x faster")
     if not cuda:
         print("no GPU here: the GPU rows come from the same command on a GPU machine")
+    prov = provenance()
     if args.out:
         atomic_write_bytes(Path(args.out), json.dumps(
-            {"machine": machine, "args": asdict(args), "rows": rows, "peer": peer_row},
-            indent=1).encode())
+            {"machine": machine, "args": asdict(args), "rows": rows, "peer": peer_row,
+             "provenance": prov}, indent=1).encode())
+        print(f"wrote {args.out}")
+    print("\n" + format_provenance(prov), end="")
     return 0
 
 
