@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['nu_spectral']:11.4f} {row['rolls_spectral']:5d} {row['rel_diff']:+9.2%}  "
               f"{f['mesh_cells'][0]}x{f['mesh_cells'][1]} cells, dt {f['dt']}, t {f['t']:.0f}, "
               f"{f['wall_s']:.0f} s, {f['ms_per_step']:.1f} ms/step, steady {f['steady']}")
-    print("\n" + summary_tail(prov, worker), end="")
-    print(f"wrote {args.out / 'results.json'}")
+    print(f"wrote {args.out / 'results.json'}\n")
+    print(summary_tail(prov, worker), end="")
     same = [r for r in rows if r["same_rolls"]]
     return 0 if same and all(r["within_5pct"] for r in same) else 1
 
