@@ -11,7 +11,9 @@ tests/plants/test_rbc_fem.py, tests/test_rbc_study.py).
 
 from __future__ import annotations
 
+import argparse
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,20 @@ def test_a_benchmark_summary_ends_with_the_provenance(capsys: pytest.CaptureFixt
     assert [ln.split(":", 1)[0] for ln in lines] == [
         "- commit", "- command", "- machine", "- versions", "- also"]
     assert "torch 1," in lines[2] and "triton" in lines[4]
+
+
+def test_fem_compare_records_the_worker_versions_or_why_not(tmp_path: Path) -> None:
+    """rbc_fem_compare's FEM worker runs outside the venv: its versions are probed apart, and a
+    missing interpreter is recorded, not raised (the DOLFINx run itself: test_rbc_fem.py)."""
+    from ctrlbench.provenance import provenance
+
+    study = load_study("rbc_fem_compare")
+    worker = study.worker_versions(str(tmp_path / "no-python"))
+    assert worker["interpreter"] == str(tmp_path / "no-python") and "error" in worker
+    prov = provenance()
+    args = argparse.Namespace(ra=1e4, pr=0.7)
+    data = study.results_data(args, [], {}, prov, worker)
+    assert data["provenance"] is prov and data["fem_worker"] is worker
+    tail = study.summary_tail(prov, worker)
+    assert tail.startswith("## Provenance\n") and tail.endswith(
+        f"- FEM worker: `{tmp_path / 'no-python'}`: error {worker['error']}\n")
