@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ctrlbench.io import atomic_write_bytes
+from ctrlbench.provenance import format_provenance, provenance
 
 #: Columns never averaged (bookkeeping, not results).
 SKIP = frozenset({"config_hash", "steps", "n_eval", "wall_s"})
@@ -126,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in columns if c not in available]
     if unknown:
         p.error(f"unknown column {unknown[0]!r}; the numeric columns are: {', '.join(available)}")
-    text = markdown(rows, keys, columns, inputs)
+    prov = provenance()
+    text = markdown(rows, keys, columns, inputs) + "\n" + format_provenance(
+        prov, heading="## Provenance of this table")
     print(text)
     if a.out:
         out = Path(a.out)
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                      for c, (m, s, n) in r["stats"].items()}}
                  for r in rows]
         atomic_write_bytes(out / "results.json", json.dumps(
-            {"keys": keys, "rows": table, "inputs": [
+            {"keys": keys, "rows": table, "provenance": prov, "inputs": [
                 {"path": i["path"], "seed": i["seed"], "provenance": i["provenance"]}
                 for i in inputs]}, indent=1, default=float).encode())
     return 0

@@ -66,6 +66,8 @@ def test_summary_table_and_seed_entry_by_flag(tmp_path, capsys):
     text = (tmp_path / "o" / "results.md").read_text()
     assert "| g | lstmc | 3.000 +- 2.646 |" in text            # (1, 2, 6): std sqrt(7)
     assert "seed 2: " in text and "seed None" not in text
+    assert "## Provenance of this table" in text and "- commit:" in text
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["provenance"]["command"]
     with pytest.raises(SystemExit):
         main([*files, "--table", "summary"])
     err = capsys.readouterr().err
