@@ -161,10 +161,11 @@ def _grid_search(a, b, kp_max=5.0, ki_max=1.0, grid=41, rounds=5):
 def test_fastest_pi_default_box_and_grid_against_the_search_written_out():
     # first order: the optimum is near the triple pole (1 + a) / 3, kp ~ 0.61, ki ~ 0.10 (inside
     # the box, away from its edges). The default box [0, 5] x [0, 1] with the default grid (41
-    # points, one round), then with the default 5 rounds (grid 3, ~1 s less than both defaults)
+    # points, one round), then with the default 5 rounds (grid 9: each round halves the box;
+    # ~1 s less than both defaults)
     m = _fitted(A, B)
     for d, want in ((min_spectral_radius_pi(m, rounds=1), _grid_search(A, B, rounds=1)),
-                    (min_spectral_radius_pi(m, grid=3), _grid_search(A, B, grid=3))):
+                    (min_spectral_radius_pi(m, grid=9), _grid_search(A, B, grid=9))):
         r, kp, ki = want
         assert d.kp == pytest.approx(kp, abs=1e-12) and d.ki == pytest.approx(ki, abs=1e-12)
         assert d.rule == "min spectral radius"
@@ -288,6 +289,11 @@ def test_optuna_against_the_study_written_out():
     ref.optimize(objective, n_trials=12)
     assert (d.kp, d.ki) == (ref.best_params["kp"], ref.best_params["ki"])
     assert d.details["objective"] == ref.best_value and d.details["trials"] == 12.0
+
+
+def test_optuna_runs_60_trials_by_default():    # 2-step simulations: ~0.3 s
+    d = tune_pi_optuna(_model(q=4e-4), steps=2, n_noise=1)
+    assert d.details["trials"] == 60.0
 
 
 def test_optuna_objective_zero_is_reported_as_zero():
