@@ -311,7 +311,8 @@ def test_sindy_fit_equals_pysindy_and_its_residual_variance(degree, threshold):
     assert len(s.feature_names_) == len(coef) == math.comb(degree + 2, 2)
     resid = np.concatenate([r.entropy[1:] - _poly(coef, powers, r.entropy[:-1], r.actuator[:-1])
                             for r in runs])
-    assert s.q_ == pytest.approx(resid @ resid / (resid.size - np.count_nonzero(coef)), rel=1e-10)
+    assert s.q_ == pytest.approx(resid @ resid / (resid.size - np.count_nonzero(coef)), rel=1e-10,
+                                 abs=0)
     if degree == 1:
         alone = SINDyModel(degree=1, alpha=0.01).fit(runs[:1])
         coef, powers = _pysindy(runs[:1], 1, 0.02, 0.01)
@@ -320,7 +321,17 @@ def test_sindy_fit_equals_pysindy_and_its_residual_variance(degree, threshold):
         h, u = runs[0].entropy, runs[0].actuator
         assert np.count_nonzero(coef) >= 1
         assert alone.q_ == pytest.approx((h[1] - _poly(coef, powers, h[0], u[0])) ** 2,
-                                         rel=1e-10)
+                                         rel=1e-10, abs=1e-30)   # ~0: the fit is exact
+
+
+@pytest.mark.slow   # pysindy's import
+def test_sindy_residual_variance_with_one_degree_of_freedom():
+    # threshold 0.5 keeps the constant only: its least squares is the mean of the targets
+    # (0.6 + 0.55) / 2 = 0.575; residuals +-0.025, SSR / (2 - 1) = 0.00125
+    s = SINDyModel(degree=1, threshold=0.5, alpha=0.0).fit([RunData([0.5, 0.6, 0.55],
+                                                                     [0.1, 0.0, 0.2])])
+    np.testing.assert_allclose(s.coefficients_, [0.575, 0.0, 0.0], rtol=1e-12, atol=0)
+    assert s.q_ == pytest.approx(2 * 0.025**2 / 1, rel=1e-10, abs=0)
 
 
 def test_sindy_step_and_equation_by_hand():
