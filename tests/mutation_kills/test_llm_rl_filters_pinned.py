@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from ctrlbench.options import OptionError
 from llm_rl.filters import SensorConfig, make_filter, steady_state_gain
 
 
@@ -44,3 +45,23 @@ def test_kalman_first_reading_initialises_even_with_a_restored_variance():
     f = make_filter(cfg)
     f.load_state_dict({**f.state_dict(), "variance": 0.5})  # no estimate yet
     assert f.update(0.7, 0.0) == 0.7 and f.gain == 1.0 and f.variance == 1e-2
+
+
+def test_fresh_kalman_checkpoint_and_the_default_actuator_zero():
+    cfg = SensorConfig(filter="kalman", a=0.9, b=0.5, c=0.01, q=1e-3, r=1e-2)
+    f = make_filter(cfg)
+    assert f.state_dict() == {"estimate": None, "variance": None, "gain": None,
+                              "last_actuator": 0.0}
+    # no actuator given: u = 0, so the prediction is a * 0.6 + c (no b u term)
+    f.update(0.6)
+    prior, p_prior = 0.9 * 0.6 + 0.01, 0.81 * 1e-2 + 1e-3
+    k = p_prior / (p_prior + 1e-2)
+    assert f.update(0.62) == pytest.approx(prior + k * (0.62 - prior), abs=1e-15)
+
+
+def test_a_field_without_effect_names_the_filter_that_reads_it():
+    with pytest.raises(OptionError, match=r"sensor\.alpha = 0\.5 has no effect with "
+                                          r"sensor\.filter = 'kalman' \(it is read by: ema\); "
+                                          r"valid: leave it at 0\.3 or choose sensor\.filter "
+                                          r"'ema'$"):
+        SensorConfig(filter="kalman", alpha=0.5)
