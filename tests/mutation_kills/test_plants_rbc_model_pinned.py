@@ -95,13 +95,15 @@ def test_profile_inside_the_blend_periodically():
 
 def test_profile_of_a_wide_blend_and_a_batch():
     # w = 0.1, 0.05 after edge 5: t = 0.75, ramp = 0.5625 * 1.5 = 0.84375
-    x = np.array([5 * W10 + 0.05, 5 * W10 - 0.05, 8.5 * W10])
-    batch = np.stack([TEMPS, TEMPS[::-1]])
+    # 0.05 after edge 0 in each row: the jump T_0 - T_9 of that row (not of the other)
+    x = np.array([5 * W10 + 0.05, 5 * W10 - 0.05, 8.5 * W10, 0.05])
+    batch = np.stack([TEMPS, TEMPS[::-1] + 0.2])
     got = bottom_profile(batch, x, half_width=0.1)
-    assert got.shape == (2, 3)
+    assert got.shape == (2, 4)
     for row, t in zip(got, batch, strict=True):
         np.testing.assert_allclose(row, [t[4] + (t[5] - t[4]) * 0.84375,
-                                         t[4] + (t[5] - t[4]) * 0.15625, t[8]],
+                                         t[4] + (t[5] - t[4]) * 0.15625, t[8],
+                                         t[9] + (t[0] - t[9]) * 0.84375],
                                    rtol=0, atol=1e-13)
 
 
@@ -138,6 +140,16 @@ def test_coefficients_of_the_blend(w, rel):
             want = sum(jumps[i] * np.exp(-1j * k * edges[i]) for i in range(10)) \
                 * _bump(k, w) / (2j * math.pi * k)
             assert row[k] == pytest.approx(want, rel=rel, abs=1e-16)
+
+
+def test_bump_at_k_w_1e_3_is_the_series():
+    # k w = 1e-3 exactly (k = 1, w = 1e-3) takes the series 1 - (k w)^2 / 10 (error 4e-15);
+    # the closed form there loses ~6e-11 to cancellation
+    c = bottom_coefficients(TEMPS, 2, half_width=1e-3)
+    edges = np.arange(10) * W10
+    jumps = TEMPS - np.roll(TEMPS, 1)
+    want = sum(jumps[i] * np.exp(-1j * edges[i]) for i in range(10)) * (1 - 1e-7) / (2j * math.pi)
+    assert c[1] == pytest.approx(want, rel=1e-13, abs=0)
 
 
 def test_one_mode_is_the_mean():
@@ -201,6 +213,52 @@ def test_roll_count_on_hand_made_lines():
     np.testing.assert_array_equal(got, [6, 2, 2, 0])
     np.testing.assert_array_equal(roll_count(0.5e-6 * lines[:2]), [0, 0])  # at rest
     np.testing.assert_array_equal(roll_count(1e-6 * lines[:2]), [6, 2])    # 1e-6 is not rest
+
+
+def test_roll_count_per_line_of_a_batch():
+    # each line is periodic on its own (a flat roll would join line 0's end to line 1's start),
+    # and "at rest" is judged per line
+    lines = np.array([[1.0, 1.0, -1.0, -1.0], [-1.0, -1.0, 1.0, 1.0], [1e-8, -1e-8, 1e-8, -1e-8]])
+    np.testing.assert_array_equal(roll_count(lines), [2, 2, 0])
+
+
+# -- float32 input is computed in float64 (NumPy 2 keeps float32 against Python floats) --------
+def test_float32_input_gives_the_float64_result():
+    a32 = np.array([0.3, -0.7, 1.0, 0.1, -0.2, 0.55, -1.0, 0.9, 0.05, -0.45], dtype=np.float32)
+    a64 = a32.astype(np.float64)
+    t = segment_temperatures(a32)
+    assert t.dtype == np.float64
+    np.testing.assert_allclose(t, segment_temperatures(a64), rtol=0, atol=1e-15)
+    v = 0.75 * a64
+    dev = v - v.mean()
+    np.testing.assert_allclose(t, 2 + dev / max(1.0, np.abs(dev).max() / 0.75), rtol=0,
+                               atol=1e-15)
+    # temperatures far apart (their float32 differences round) and points inside blends
+    temps32 = np.array([0.1, 2.7, 1.3, 3.9, 0.7, 2.2, 1.9, 0.4, 3.3, 1.1], dtype=np.float32)
+    t64 = temps32.astype(np.float64)
+    # (outside [0, 2 pi), so that the wrap itself rounds in float32)
+    x32 = np.array([W10 + 0.011 + 2 * np.pi, 3 * W10 - 0.017 - 2 * np.pi, -0.007],
+                   dtype=np.float32)
+    x64 = x32.astype(np.float64)
+    want = [t64[0] + (t64[1] - t64[0]) * _ramp((x64[0] - 2 * np.pi - W10 + 0.03) / 0.06),
+            t64[2] + (t64[3] - t64[2]) * _ramp((x64[1] + 2 * np.pi - 3 * W10 + 0.03) / 0.06),
+            t64[9] + (t64[0] - t64[9]) * _ramp((x64[2] + 0.03) / 0.06)]
+    np.testing.assert_allclose(bottom_profile(temps32, x32), want, rtol=0, atol=1e-13)
+    c = bottom_coefficients(temps32, 3)
+    assert c[0] == pytest.approx(t64.mean(), abs=1e-15)
+    np.testing.assert_allclose(c, bottom_coefficients(t64, 3), rtol=0, atol=1e-15)
+    rng = np.random.default_rng(2)
+    uy, temp = rng.normal(0, 0.2, (8, 32)), 1.5 + rng.normal(0, 0.3, (8, 32))
+    got = probe_nusselt(uy.astype(np.float32), temp.astype(np.float32), 0.013)
+    want_nu = _probe_nu(uy.astype(np.float32).astype(np.float64),
+                        temp.astype(np.float32).astype(np.float64), 0.013)
+    assert got == pytest.approx(want_nu, rel=1e-12)
+    # float32(1e-6) = 9.99999997e-07 is below 1e-6 in float64: at rest
+    assert roll_count(np.array([1e-6, -1e-6], dtype=np.float32)) == 0
+
+
+def _ramp(t):
+    return t * t * (3 - 2 * t)
 
 
 @pytest.mark.xfail(strict=True, reason="bug: a sample exactly 0 between two samples of one sign "
