@@ -69,8 +69,10 @@ MODULES: dict[str, list[str]] = {
 # for the default suite), so its runs select "not gpu" instead of "not slow and not gpu".
 # ctrlbench/study.py's pinned pool test (two worker processes, ~1 s) is slow too; its runs select
 # it but still leave out the 5 s SIGKILL test (left out before as well: slow-marked).
+# llm_rl/sysid.py's pinned SINDy fit test is slow (importing pysindy costs ~3 s): selected too.
 EXTRA_ARGS: dict[str, list[str]] = {
     "llm_rl/entropy.py": ["-m", "not gpu"],
+    "llm_rl/sysid.py": ["-m", "not gpu"],
     "ctrlbench/study.py": ["-m", "not gpu", "-k",
                            "not test_sigkill_halfway_then_rerun_records_every_run_once"],
 }
@@ -83,6 +85,7 @@ _NO_CUDA = "differs only on a CUDA device (device= argument; CPU is the default 
 _TRITON = "Triton kernel path: runs only with triton and a CUDA device (tests marked gpu)"
 _DIM = ("rows are always 2-D (reshaped to (-1, V)) and t, y 1-D, so dim/axis +1 == -1")
 _NAN = 'float("NAN") is float("nan")'
+_INF = 'float("INF") is float("inf")'
 _PLAIN = ("default=jsonable dropped: a StudySpec holds only plain JSON values (StudySpec checks "
           "them, numpy scalars become Python numbers; tuples dump as lists), and spec.json read "
           "back is JSON, so the fallback is never called")
@@ -317,6 +320,91 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
                       "factor -1 on the field, which |e|^2 drops") for i in (120, 121, 130)},
     "ctrlbench.metrics.x_summary__mutmut_7":
         ("equivalent", "a 0-step trajectory has one time sample: time[-1] - time[0] = 0"),
+    **{f"llm_rl.filters.xǁSensorConfigǁ__post_init____mutmut_{i}":
+       ("equivalent", "the joined list has one element: every field is read by exactly one "
+                      "filter (_READS), so the separator never appears") for i in (31, 33)},
+    **{f"llm_rl.entropy_design.x_min_spectral_radius_pi__mutmut_{i}":
+       ("equivalent", "the start value (inf, ., .) is never the minimum: every grid point's "
+                      "spectral radius is finite (np.roots refuses non-finite coefficients)")
+       for i in (43, 44)},
+    **{f"llm_rl.entropy_design.x_simulate_closed_loop__mutmut_{i}": ("equivalent", _INF)
+       for i in (71, 90)},
+    "llm_rl.entropy_design.x_simulate_closed_loop__mutmut_80":
+        ("equivalent", "a runaway's inf is H's last sample, always in the second half, and the "
+                       "setpoint is > 0 (ControlConfig): the mean is inf either way"),
+    **{f"llm_rl.entropy_design.x_tune_pi_optuna__mutmut_{i}":
+       ("equivalent", "optuna.create_study's default direction (None) is 'minimize'")
+       for i in (81, 86)},
+    "llm_rl.entropy_design.x_tune_pi_optuna__mutmut_96":
+        ("equivalent", "done == n_trials: study.optimize(n_trials=0) runs no trial"),
+    "llm_rl.sysid.x_prediction_errors__mutmut_22":
+        ("equivalent", "a run of exactly lag steps adds only empty arrays (no prediction, no "
+                       "window): skipping it or not is the same"),
+    "llm_rl.sysid.xǁARXModelǁfit__mutmut_7":
+        ("equivalent", "a run of exactly lag steps has no regressor rows (an empty (0, p) block "
+                       "and no target)"),
+    "llm_rl.sysid.xǁARXModelǁfit__mutmut_19":
+        ("equivalent", "rcond=None is numpy's default since 2.0"),
+    **{f"llm_rl.sysid.x{f}__mutmut_{i}":
+       ("equivalent", "numpy (2.x) takes any negative size in reshape as the unknown one")
+       for f, i in (("ǁARXModelǁ_regressors", 23), ("ǁSINDyModelǁfit", 48),
+                    ("ǁSINDyModelǁfit", 59), ("ǁSINDyModelǁfrom_dict", 36))},
+    **{f"llm_rl.sysid.xǁARXModelǁstep__mutmut_{i}":
+       ("equivalent", "dtype=float dropped on a history: numeric histories (bool, int, "
+                      "float16-64) meet the float64 a_, b_ in the dot product and convert "
+                      "exactly, the same float64 value") for i in (3, 5, 10, 12)},
+    **{f"llm_rl.sysid.xǁEntropyModelǁsimulate__mutmut_{i}":
+       ("equivalent", "dtype=float dropped on h_init or u: every value reaches the model "
+                      "through step, which converts (ARX: asarray float; SINDy: float()) "
+                      "exactly") for i in (5, 7, 13, 15)},
+    "llm_rl.sysid.xǁEntropyModelǁsimulate__mutmut_32":
+        ("equivalent", "at step k the list h holds k + 1 values: the slice end k + 2 is "
+                       "clipped to k + 1"),
+    "llm_rl.sysid.xǁSINDyModelǁfit__mutmut_7":
+        ("equivalent", "every RunData has >= 1 step; a 1-step run adds no transition to the fit "
+                       "(pysindy 2.1: the same coefficients, checked) nor a residual"),
+    "llm_rl.sysid.xǁSINDyModelǁfit__mutmut_13":
+        ("equivalent", "include_bias=True is PolynomialLibrary's default"),
+    "llm_rl.sysid.xǁSINDyModelǁfit__mutmut_36":
+        ("equivalent", "DiscreteSINDy regresses x_{k+1} on x_k: the spacing t does not enter "
+                       "(pysindy 2.1: t = 1 and t = 2 give the same coefficients)"),
+    **{f"llm_rl.sysid.xǁSINDyModelǁfit__mutmut_{i}":
+       ("equivalent", "model.coefficients() is float64 and lib.powers_ int already: asarray "
+                      "without the dtype is the same array") for i in (44, 46, 55, 57)},
+    "plants.rbc.model.x_agent_columns__mutmut_8":
+        ("equivalent", "astype(None) is astype(float64): the floored values (small integers) "
+                       "compare equal to the integer agent either way"),
+    **{f"plants.rbc.model.x_bottom_coefficients__mutmut_{i}":
+       ("equivalent", "np.arange of ints: the int k gives the same k w, phases and 2 pi i k "
+                      "(small integers convert exactly)") for i in (9, 12)},
+    "plants.rbc.model.x_bottom_profile__mutmut_35":
+        ("equivalent", "x - a - pi and x - a + pi differ by 2 pi, which the mod by 2 pi "
+                       "removes (to rounding: the 1e-13 pins pass)"),
+    "plants.rbc.model.x_bottom_profile__mutmut_60":
+        ("equivalent", "astype(None) is astype(float64)"),
+    "plants.rbc.model.x_bottom_profile__mutmut_76":
+        ("equivalent", "s is always 2-D (points, 10): axis +1 is -1"),
+    "plants.rbc.model.x_bottom_profile__mutmut_96":
+        ("equivalent", "einsum's subscripts are labels: upper case names the same axes"),
+    **{f"plants.rbc.model.x_probe_nusselt__mutmut_{i}":
+       ("equivalent", "dtype=float64 dropped on uy: its only use is uy * temp with temp "
+                      "float64, so numeric uy (bool/int/float16-64) converts exactly, the same "
+                      "float64 product") for i in (3, 5)},
+    "plants.rbc.model.x_probe_nusselt__mutmut_36":
+        ("equivalent", "DELTA_T = 1: kappa * DELTA_T and kappa / DELTA_T are equal"),
+    **{f"plants.rbc.model.x_probe_x__mutmut_{i}":
+       ("equivalent", "np.arange of ints times the float 2 pi / 96 is float64 with the same "
+                      "values") for i in (10, 14)},
+    "plants.rbc.model.x_probe_x__mutmut_17":
+        ("equivalent", "96 / 32 = 3.0: np.arange(0, 96, 3.0) holds the same 32 values"),
+    "plants.rbc.model.x_probe_x__mutmut_18": ("equivalent", "97 // 32 = 3 = 96 // 32"),
+    "plants.rbc.model.x_probe_y__mutmut_10":
+        ("equivalent", "64 / 8 = 8.0: np.arange(0, 64, 8.0) holds the same 8 values"),
+    "plants.rbc.model.x_probe_y__mutmut_11": ("equivalent", "65 // 8 = 8 = 64 // 8"),
+    "plants.rbc.model.x_roll_count__mutmut_17":
+        ("equivalent", "a nonzero sample against its predecessor instead of its successor: "
+                       "pairs of nonzero samples count in both, and each run of zeros on the "
+                       "periodic line is entered once and left once, so the counts are equal"),
 }
 
 
