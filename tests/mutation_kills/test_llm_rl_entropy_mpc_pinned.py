@@ -4,8 +4,9 @@
 import numpy as np
 import pytest
 
+from ctrlbench.options import OptionError
 from llm_rl.entropy_control import ControlConfig, make_entropy_controller
-from llm_rl.entropy_mpc import fit_quadratic_model, quadratic_model
+from llm_rl.entropy_mpc import NMPCOptions, fit_quadratic_model, quadratic_model
 from llm_rl.sysid import RunData
 
 THETA = (0.02, 0.93, 0.12, -0.04, 0.35, -0.15, 0.20)
@@ -113,3 +114,61 @@ def test_fit_uses_steps_2_to_n_minus_2_and_needs_seven():
     np.testing.assert_allclose(fit_quadratic_model(runs), THETA, atol=1e-6)
     with pytest.raises(ValueError, match="6 usable steps"):
         fit_quadratic_model([_run(9)])
+
+
+def test_the_10_nat_ceiling_decides_a_step():
+    # h+ = 0.6 + 1.5 h - 9.4 u + 1.6 u^2 from 8.4 nats: the predictions of the small bonuses
+    # pass 10 nats, and clipped there they cost less than the largest bonus (0.05, not 0.45;
+    # with a ceiling of 11 nats or none the choice would be 0.45)
+    o = {**OPTS, "theta": (0.6, 1.5, -9.4, 0.0, 0.0, 1.6, 0.0), "h_floor": 0.0,
+         "momentum": 0.0, "move_weight": 0.0}
+    ctrl = make_entropy_controller(ControlConfig(name="nmpc", setpoint=0.6, options=o))
+    ref = Reference(o, 0.6)
+    got = [ctrl.update(4.15), ctrl.update(8.4)]
+    assert got == [ref.update(4.15), ref.update(8.4)] == pytest.approx([0.45, 0.05], abs=1e-12)
+
+
+def test_fit_leaves_out_the_steps_from_the_first_h_above_1_5():
+    # noiseless steps up to the first H > 1.5, then readings no quadratic fits (the default
+    # h_max 1.5 cuts them off; 2.5 would keep them)
+    run = _run(14, seed=3)
+    h = np.concatenate([run.entropy, [1.6, 2.4, 0.2, 2.3, 0.1, 1.9, 0.3, 2.2]])
+    u = np.concatenate([run.actuator, np.full(8, 0.3)])
+    assert run.entropy.max() < 1.5
+    np.testing.assert_allclose(fit_quadratic_model([RunData(h, u)]), THETA, atol=1e-6)
+
+
+def test_model_default_previous_input_is_zero():
+    t = THETA
+    assert quadratic_model(THETA, 0.7, 0.2) == pytest.approx(
+        t[0] + t[1] * 0.7 + t[2] * 0.2 + t[3] * 0.49 + t[4] * 0.14 + t[5] * 0.04, abs=1e-15)
+
+
+def test_checkpoints_of_a_fresh_and_a_loaded_controller():
+    fresh = make_entropy_controller(ControlConfig(name="nmpc", setpoint=0.6, options=OPTS))
+    state = fresh.state_dict()
+    assert (state["x"], state["d"], state["pred"], state["x_prev"], state["u_prev"]) == \
+        (None, 0.0, None, None, 0.1)
+    a = make_entropy_controller(ControlConfig(name="nmpc", setpoint=0.6, options=OPTS))
+    for y in READINGS[:3]:
+        a.update(y)
+    b = make_entropy_controller(ControlConfig(name="nmpc", setpoint=0.6, options=OPTS))
+    b.load_state_dict(a.state_dict())
+    assert b.state_dict() == a.state_dict() and b.x_prev is not None
+
+
+def test_options_convert_theta_and_name_each_rule():
+    o = NMPCOptions(theta=[0, 1, 0, 0, 0, 0, 0])
+    assert o.theta == (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert all(type(x) is float for x in o.theta)
+    assert NMPCOptions(u_start=0.6).u_start == 0.6            # u_start = u_high is allowed
+    with pytest.raises(OptionError, match=r"^control\.theta = \(1\.0, 2\.0\) is out of range; "
+                                          r"valid: seven finite numbers \(1, H, u, H\^2, H u, "
+                                          r"u\^2, u_prev\)$"):
+        NMPCOptions(theta=(1.0, 2.0))
+    with pytest.raises(OptionError, match=r"^control\.u_high = 0\.1 is out of range; valid: "
+                                          r"> u_low \(0\.2\)$"):
+        NMPCOptions(u_low=0.2, u_high=0.1, u_start=0.2)
+    with pytest.raises(OptionError, match=r"^control\.u_start = 0\.7 is out of range; valid: "
+                                          r"in \[u_low, u_high\] = \[0\.0, 0\.6\]$"):
+        NMPCOptions(u_start=0.7)
