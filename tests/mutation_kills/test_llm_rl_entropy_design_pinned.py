@@ -162,10 +162,11 @@ def test_fastest_pi_default_box_and_grid_against_the_search_written_out():
     # first order: the optimum is near the triple pole (1 + a) / 3, kp ~ 0.61, ki ~ 0.10 (inside
     # the box, away from its edges). The default box [0, 5] x [0, 1] with the default grid (41
     # points, one round), then with the default 5 rounds (grid 9: each round halves the box;
-    # ~1 s less than both defaults)
+    # grid 11: the box leaves 0 from the third round on; ~1 s less than both defaults)
     m = _fitted(A, B)
     for d, want in ((min_spectral_radius_pi(m, rounds=1), _grid_search(A, B, rounds=1)),
-                    (min_spectral_radius_pi(m, grid=9), _grid_search(A, B, grid=9))):
+                    (min_spectral_radius_pi(m, grid=9), _grid_search(A, B, grid=9)),
+                    (min_spectral_radius_pi(m, grid=11), _grid_search(A, B, grid=11))):
         r, kp, ki = want
         assert d.kp == pytest.approx(kp, abs=1e-12) and d.ki == pytest.approx(ki, abs=1e-12)
         assert d.rule == "min spectral radius"
