@@ -340,6 +340,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
        for i in (31, 36, 46)},
     "llm_rl.entropy_mpc.xǁModelPredictiveControllerǁ_update__mutmut_82":
         ("equivalent", "at err = 0 the cost term weight * err^2 is 0 whichever weight"),
+    **{f"llm_rl.entropy_mpc.xǁNMPCOptionsǁ__post_init____mutmut_{i}":
+       ("equivalent", "Options has already coerced theta (tuple[float, ...]: ints and floats "
+                      "only) to a tuple of Python floats; the line sets the same value")
+       for i in (26, 27)},
     **{f"llm_rl.filters.xǁSensorConfigǁ__post_init____mutmut_{i}":
        ("equivalent", "the joined list has one element: every field is read by exactly one "
                       "filter (_READS), so the separator never appears") for i in (31, 33)},
