@@ -208,10 +208,15 @@ def recentre(probes: NDArray[np.float64], agent: int) -> NDArray[np.float64]:
 def roll_count(uy_mid: NDArray[np.float64]) -> NDArray[np.int64]:
     """Convection rolls from the vertical velocity along a horizontal line, ``(..., n)``: the
     number of sign changes around the periodic line (two per pair of counter-rotating rolls);
-    0 for a flow at rest (``max |u_y| < 1e-6``)."""
+    samples exactly 0 are skipped, so a line that touches zero without crossing counts nothing
+    there; 0 for a flow at rest (``max |u_y| < 1e-6``)."""
     v = np.asarray(uy_mid, dtype=np.float64)
     sign = np.sign(v)
-    changes = (sign != np.roll(sign, -1, axis=-1)) & (sign != 0)
-    count: NDArray[np.int64] = changes.sum(axis=-1).astype(np.int64)
-    count = np.where(np.abs(v).max(axis=-1) < 1e-6, 0, count)
-    return count
+    lines = sign.reshape(-1, sign.shape[-1])
+    per_line = np.zeros(lines.shape[0], dtype=np.int64)
+    for i, line in enumerate(lines):
+        nonzero = line[line != 0]
+        per_line[i] = np.count_nonzero(nonzero != np.roll(nonzero, -1))
+    count = per_line.reshape(sign.shape[:-1])
+    out: NDArray[np.int64] = np.where(np.abs(v).max(axis=-1) < 1e-6, 0, count).astype(np.int64)
+    return out

@@ -261,7 +261,8 @@ def _ramp(t):
     return t * t * (3 - 2 * t)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a sample exactly 0 between two samples of one sign "
-                                       "counts as a sign change (odd roll counts)")
 def test_roll_count_ignores_a_touch_of_zero():
+    # a sample exactly 0 between two of one sign is a touch, not two crossings; through 0 is one
     assert roll_count(np.array([1.0, 0.0, 1.0, -1.0])) == 2
+    assert roll_count(np.array([1.0, 0.0, -1.0, -1.0])) == 2
+    assert roll_count(np.array([[1.0, 0.0, 1.0, 1.0], [1.0, -1.0, 0.0, -1.0]])).tolist() == [0, 2]
