@@ -220,6 +220,13 @@ def test_roll_count_per_line_of_a_batch():
     # and "at rest" is judged per line
     lines = np.array([[1.0, 1.0, -1.0, -1.0], [-1.0, -1.0, 1.0, 1.0], [1e-8, -1e-8, 1e-8, -1e-8]])
     np.testing.assert_array_equal(roll_count(lines), [2, 2, 0])
+    # the count has the input's shape without its last axis: 0-d for one line, (2, 2) here
+    one = roll_count(lines[0])
+    assert one.shape == () and one == 2
+    grid = np.array([[[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, 1.0, -1.0]],
+                     [[-1.0, -1.0, -1.0, -1.0], [1e-8, -1e-8, 1e-8, -1e-8]]])
+    got = roll_count(grid)
+    assert got.shape == (2, 2) and got.tolist() == [[4, 2], [0, 0]]
 
 
 # -- float32 input is computed in float64 (NumPy 2 keeps float32 against Python floats) --------
