@@ -425,10 +425,14 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "plants.rbc.model.x_probe_y__mutmut_10":
         ("equivalent", "64 / 8 = 8.0: np.arange(0, 64, 8.0) holds the same 8 values"),
     "plants.rbc.model.x_probe_y__mutmut_11": ("equivalent", "65 // 8 = 8 = 64 // 8"),
-    "plants.rbc.model.x_roll_count__mutmut_17":
-        ("equivalent", "a nonzero sample against its predecessor instead of its successor: "
-                       "pairs of nonzero samples count in both, and each run of zeros on the "
-                       "periodic line is entered once and left once, so the counts are equal"),
+    "plants.rbc.model.x_roll_count__mutmut_14":
+        ("equivalent", "numpy (2.x) takes any negative size in reshape as the unknown one"),
+    **{f"plants.rbc.model.x_roll_count__mutmut_{i}":
+       ("equivalent", "per-line counts in a float64 array instead of int64: small integers, "
+                      "exact either way, and the result is cast to int64") for i in (19, 21)},
+    "plants.rbc.model.x_roll_count__mutmut_34":
+        ("equivalent", "on the cyclic sequence of nonzero signs each differing neighbour pair "
+                       "is counted once, from its first or from its second sample alike"),
 }
 
 
