@@ -38,3 +38,52 @@ def test_dc_cascade_first_step():
     kp_c = P["l_a"] / (2 * DT) / P["u_sup"]
     duty = kp_c * (i_ref - i) + P["psi_e"] * w / P["u_sup"]
     assert c.compute(np.array([w, i, r])) == pytest.approx([duty], rel=1e-12)
+
+
+# -- PMSM current PI: the tuned factors on the technical-optimum gains (issue 15) ------------
+def _pmsm(**scales):
+    from controllers.motor_pi import PMSMCurrentPI
+    from plants.motor.model import pmsm_dq_model
+
+    return PMSMCurrentPI(DT, pmsm_dq_model(), (0, 1, 2, 3, 4), 2e-4, **scales)
+
+
+def test_pmsm_scales_multiply_each_designed_gain_apart():
+    from plants.motor.model import pmsm_dq_model
+
+    p = pmsm_dq_model().params
+    volts = 2.0 / 3.0 * p["u_sup"]
+    kp = np.array([p["l_d"], p["l_q"]]) / (2 * 2e-4) / volts      # L / (2 T_s), per unit
+    ki = np.array([p["r_s"], p["r_s"]]) / (2 * 2e-4) / volts      # R / (2 T_s), per unit
+    plain = _pmsm()
+    assert plain.pid.kp == pytest.approx(kp, rel=1e-12)
+    assert plain.pid.ki == pytest.approx(ki, rel=1e-12)
+    tuned = _pmsm(kp_scale=1.92, ki_scale=0.96)
+    assert tuned.pid.kp == pytest.approx(1.92 * kp, rel=1e-12)
+    assert tuned.pid.ki == pytest.approx(0.96 * ki, rel=1e-12)
+
+
+def test_pmsm_scale_options_default_to_one_and_name_their_range():
+    from controllers.motor_pi import PMSMCurrentPIOptions
+    from ctrlbench.options import OptionError
+
+    opts = PMSMCurrentPIOptions()
+    assert (opts.kp_scale, opts.ki_scale) == (1.0, 1.0)
+    assert PMSMCurrentPIOptions(kp_scale=100.0, ki_scale=100.0).kp_scale == 100.0
+    for name in ("kp_scale", "ki_scale"):
+        for bad in (0.0, 100.0 + 1e-9):
+            with pytest.raises(OptionError, match=name + r".*valid: finite > 0 and <= 100"):
+                PMSMCurrentPIOptions(**{name: bad})
+
+
+def test_pmsm_design_passes_each_scale_to_its_gain():
+    from ctrlbench.registry import make_controller, make_plant
+
+    plant = make_plant("ctrlbench/PMSMCurrent-v0", reference="step")
+    try:
+        base = make_controller("pid", plant)
+        tuned = make_controller("pid", plant, kp_scale=1.5, ki_scale=0.5)
+    finally:
+        plant.close()
+    assert tuned.pid.kp == pytest.approx(1.5 * base.pid.kp, rel=1e-12)
+    assert tuned.pid.ki == pytest.approx(0.5 * base.pid.ki, rel=1e-12)
