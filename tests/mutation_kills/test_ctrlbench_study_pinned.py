@@ -55,7 +55,7 @@ def test_spec_runs_and_provenance_files_are_one_space_indented_json(tmp_path):
     assert (tmp_path / "runs.json").read_text() == json.dumps({"run_ids": ids}, indent=1)
     text = (tmp_path / "provenance.json").read_text()
     (session,) = json.loads(text)["sessions"]
-    assert session["workers"] == 1
+    assert session["workers"] == 1 and session["backend"] == "local"
     assert text == json.dumps({"sessions": [session]}, indent=1)
 
 
@@ -309,3 +309,38 @@ def test_a_pool_writes_its_records_into_the_study_folder(tmp_path):
     records = run_study(small(seeds=(0, 1)), out, workers=2)
     assert sorted(r["seed"] for r in records) == [0, 1]
     assert sorted(r["seed"] for r in load_records(out)) == [0, 1]
+
+
+@pytest.mark.slow  # starts one worker process (~0.5 s); selected in this module's mutation runs
+def test_a_timeout_with_one_worker_runs_every_run_in_that_one_worker_process(tmp_path):
+    # a timeout needs a worker process even for workers=1: one, not two, for the two runs
+    log = tmp_path / "pids.txt"
+    script = tmp_path / "pre.py"
+    script.write_text(f"import os\nwith open({str(log)!r}, 'a') as f:\n"
+                      f"    f.write(str(os.getpid()) + '\\n')\n")
+    records = run_study(small(seeds=(0, 1)), tmp_path / "out", workers=1, preload=[script],
+                        timeout_s=60.0)
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    pids = log.read_text().split()
+    assert len(pids) == 1 and pids[0] != str(os.getpid())
+
+
+# --- argument checks ---------------------------------------------------------------------------
+
+def test_a_bad_backend_address_or_timeout_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError) as info:
+        run_study(small(), out, backend="dask")
+    assert str(info.value) == "unknown study backend 'dask'; valid backends: ['local', 'ray']"
+    with pytest.raises(ValueError) as info:
+        run_study(small(), out, address="auto")
+    assert str(info.value) == "a Ray address ('auto') needs backend='ray', got 'local'"
+    # with backend="ray" an address is allowed: the timeout check after it is what refuses
+    with pytest.raises(ValueError) as info:
+        run_study(small(), out, backend="ray", address="auto", timeout_s=-1.0)
+    assert str(info.value) == ("timeout_s = -1.0 is out of range; valid: a finite number of "
+                               "seconds > 0")
+    with pytest.raises(ValueError) as info:  # the argument overrides the spec's valid limit
+        run_study(small(timeout_s=30.0), out, timeout_s=0)
+    assert str(info.value) == "timeout_s = 0 is out of range; valid: a finite number of seconds > 0"
+    assert not out.exists()

@@ -5,12 +5,15 @@ from the degenerate ones (eps_low != eps_high, advantages in (0, 1), a gap in th
 """
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
 
-from ctrlbench.options import OptionError
+from ctrlbench.options import OptionError, Options, option
 from llm_rl.losses import (
+    LOSSES,
     ClipCovOptions,
     GRPOOptions,
     LossConfig,
@@ -18,6 +21,7 @@ from llm_rl.losses import (
     aggregate,
     get_loss,
     group_advantages,
+    loss_needs,
     token_covariance,
 )
 
@@ -133,3 +137,36 @@ def test_clip_cov_band_must_be_strict():
     with pytest.raises(OptionError, match="clip_cov_ub"):
         ClipCovOptions(clip_cov_lb=2.5, clip_cov_ub=2.5)
     assert ClipCovOptions(clip_cov_lb=2.5, clip_cov_ub=2.6).clip_cov_ub == 2.6
+
+
+@dataclass(frozen=True)
+class _DeclaringOptions(Options):
+    """A plugin loss's options that declare two extra inputs."""
+
+    label: ClassVar[str] = "loss"
+    needs: ClassVar[frozenset[str]] = frozenset({"old_entropy", "tokens"})
+    weight: float = option(1.0, "Unused.", ge=0)
+
+
+@dataclass(frozen=True)
+class _PlainOptions(Options):
+    """A plugin loss's options without a ``needs`` attribute (it declares nothing)."""
+
+    label: ClassVar[str] = "loss"
+    weight: float = option(1.0, "Unused.", ge=0)
+
+
+def test_loss_needs_is_the_options_class_declaration_and_empty_without_one():
+    def unused(inputs, cfg):
+        raise AssertionError("never called")
+
+    LOSSES.register("pinned-declaring", unused, options=_DeclaringOptions)
+    LOSSES.register("pinned-plain", unused, options=_PlainOptions)
+    try:
+        got = loss_needs(LossConfig(name="pinned-declaring"))
+        assert type(got) is frozenset and got == {"old_entropy", "tokens"}
+        got = loss_needs(LossConfig(name="pinned-plain"))
+        assert type(got) is frozenset and got == frozenset()
+    finally:
+        LOSSES.unregister("pinned-declaring")
+        LOSSES.unregister("pinned-plain")
