@@ -67,8 +67,9 @@ MODULES: dict[str, list[str]] = {
 # Extra pytest arguments for every run of a module (after the default addopts): the entropy
 # module's pinned gradient test is marked slow (its first checkpointed forward costs ~2 s, too much
 # for the default suite), so its runs select "not gpu" instead of "not slow and not gpu".
-# ctrlbench/study.py's pinned pool test (two worker processes, ~1 s) is slow too; its runs select
-# it but still leave out the 5 s SIGKILL test (left out before as well: slow-marked).
+# ctrlbench/study.py's pinned pool tests (worker processes, ~1 s) and its pinned Ray test (a
+# local Ray, ~6 s) are slow too; its runs select them but still leave out the 5 s SIGKILL test
+# (left out before as well: slow-marked).
 # llm_rl/sysid.py's pinned SINDy fit test is slow (importing pysindy costs ~3 s): selected too.
 EXTRA_ARGS: dict[str, list[str]] = {
     "llm_rl/entropy.py": ["-m", "not gpu"],
@@ -155,7 +156,7 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
        ("equivalent", "PID.update returns a float64 array here (vector PID)") for i in (15, 17)},
     **{f"ctrlbench.study.x_{f}__mutmut_{i}": ("equivalent", _PLAIN)
        for f, i in (("_canonical", 3), ("_canonical", 6), ("_spec_json", 3), ("_spec_json", 5),
-                    ("run_study", 45), ("run_study", 48))},
+                    ("run_study", 69), ("run_study", 72))},
     "ctrlbench.study.x__claim__mutmut_3":
         ("equivalent", "claim_folder only tests resume for truth: None acts as False"),
     "ctrlbench.study.x__claim__mutmut_23":
