@@ -41,9 +41,9 @@ def test_an_address_ray_cannot_use_fails_the_study_and_the_session_says_ray(tmp_
 # the preload file of the study below: run by each Ray worker before its first run, it writes
 # down the worker's pid and the resources Ray gave the task running it
 PRELOAD = """
-import json, os
+import json, os, pathlib
 import ray
-Path({log!r}).joinpath(f"{{os.getpid()}}.json").write_text(
+pathlib.Path({log!r}).joinpath(f"{{os.getpid()}}.json").write_text(
     json.dumps(ray.get_runtime_context().get_assigned_resources()))
 """
 
