@@ -67,9 +67,9 @@ MODULES: dict[str, list[str]] = {
 # Extra pytest arguments for every run of a module (after the default addopts): the entropy
 # module's pinned gradient test is marked slow (its first checkpointed forward costs ~2 s, too much
 # for the default suite), so its runs select "not gpu" instead of "not slow and not gpu".
-# ctrlbench/study.py's pinned pool tests (worker processes, ~1 s) and its pinned Ray test (a
-# local Ray, ~6 s) are slow too; its runs select them but still leave out the 5 s SIGKILL test
-# (left out before as well: slow-marked).
+# ctrlbench/study.py's pinned pool tests (worker processes, ~1 s) and its pinned Ray test (a new
+# Python process that starts a local Ray, ~6 s) are slow too; its runs select them but still
+# leave out the 5 s SIGKILL test (left out before as well: slow-marked).
 # llm_rl/sysid.py's pinned SINDy fit test is slow (importing pysindy costs ~3 s): selected too.
 EXTRA_ARGS: dict[str, list[str]] = {
     "llm_rl/entropy.py": ["-m", "not gpu"],
