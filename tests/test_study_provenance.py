@@ -31,8 +31,11 @@ WRITERS = {"json.dump", "json.dumps", "atomic_write_bytes", "atomic_write"}
 
 
 def _scripts() -> list[str]:
+    """Every runnable script (a ``__main__`` guard) in ``studies/`` and ``studies/bench/``;
+    data modules such as ``mutation_equivalents.py`` write nothing and are left out."""
     names = [p.relative_to(STUDIES).as_posix()
-             for p in sorted([*STUDIES.glob("*.py"), *STUDIES.glob("bench/*.py")])]
+             for p in sorted([*STUDIES.glob("*.py"), *STUDIES.glob("bench/*.py")])
+             if '__name__ == "__main__"' in p.read_text(encoding="utf-8")]
     return [n for n in names if n not in FOREIGN]
 
 
