@@ -10,9 +10,9 @@ checkout is left untouched. The scratch copy is removed afterwards (``--keep`` k
 
 Writes ``results/mutation/report.md`` and ``report.json``: per module the mutant count, killed /
 survived / timeout / other, the killed share (of all mutants; equivalent mutants listed in
-:data:`EQUIVALENT` are reported apart and left out of the adjusted share), the wall time, and in
-the json the diff of every surviving mutant. Modules already in an existing report are kept
-(``--modules`` reruns only the named ones).
+:data:`EQUIVALENT`, kept in ``studies/mutation_equivalents.py``, are reported apart and left out
+of the adjusted share), the wall time, and in the json the diff of every surviving mutant.
+Modules already in an existing report are kept (``--modules`` reruns only the named ones).
 
 Run: ``make mutation`` (all modules) or
 ``python studies/mutation.py --modules llm_rl/losses.py controllers/pid.py --max-children 2``.
