@@ -327,6 +327,9 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     **{f"plants.rbc.model.x_bottom_coefficients__mutmut_{i}":
        ("equivalent", "np.arange of ints: the int k gives the same k w, phases and 2 pi i k "
                       "(small integers convert exactly)") for i in (9, 12)},
+    "plants.rbc.model.x_bottom_coefficients__mutmut_26":
+        ("equivalent", "the fill value of `safe` is read only where kw <= 1e-3, where np.where "
+                       "takes the series instead: any nonzero fill gives the same result"),
     "plants.rbc.model.x_bottom_profile__mutmut_35":
         ("equivalent", "x - a - pi and x - a + pi differ by 2 pi, which the mod by 2 pi "
                        "removes (to rounding: the 1e-13 pins pass)"),
