@@ -96,6 +96,26 @@ def _gone_within_5s(pids: list[int]) -> bool:
     return not any(map(_alive, pids))
 
 
+def _kill_a_worker_mid_run(out: Path, proc: subprocess.Popen, tries: int = 3) -> None:
+    """``kill -9`` a worker of ``proc`` and wait until its run is recorded failed.
+
+    A worker killed in the instant after it wrote its record (or while idle) loses no run, and
+    rightly nothing is recorded failed; then the next worker is killed, up to ``tries`` times.
+    """
+    for _ in range(tries):
+        assert proc.poll() is None, "the study ended before a worker could be killed"
+        victim = _children(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{victim}").exists():  # until the driver has reaped it
+            assert time.monotonic() < deadline, "the driver never reaped its killed worker"
+            time.sleep(0.02)
+        time.sleep(0.2)  # the driver writes the failure right after reaping
+        if any(r["status"] == "error" for r in _records(out)):
+            return
+    pytest.fail(f"{tries} workers killed with kill -9, none recorded as a failed run")
+
+
 def test_sigint_kill9_of_a_worker_and_of_the_driver_then_a_rerun_records_each_run_once(
         tmp_path):
     """The issue's acceptance, in turn on one folder (24 short runs, 2 workers)."""
@@ -119,11 +139,7 @@ def test_sigint_kill9_of_a_worker_and_of_the_driver_then_a_rerun_records_each_ru
     done = len(_records(out))
     proc = _start(spec_path, out)
     _wait_for_records(out, proc, done + 2)
-    os.kill(_children(proc.pid)[0], signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while not any(r["status"] == "error" for r in _records(out)):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
+    _kill_a_worker_mid_run(out, proc)
     _wait_for_records(out, proc, len(_records(out)) + 1)  # the study goes on
     workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
@@ -182,8 +198,7 @@ def test_kill9_of_one_worker_records_its_run_failed_and_the_study_goes_on(tmp_pa
     proc = subprocess.Popen(_cmd(spec_path, out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     _wait_for_records(out, proc, 2)
-    victim = _children(proc.pid)[0]
-    os.kill(victim, signal.SIGKILL)
+    _kill_a_worker_mid_run(out, proc)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr  # 1: the study finished with a failed run
     assert "Traceback" not in stderr and "BrokenProcessPool" not in stderr
@@ -235,7 +250,7 @@ def test_faults_at_several_points_then_rerun(tmp_path, at):
                 os.kill(w, signal.SIGINT)
             os.killpg(proc.pid, signal.SIGINT)
         else:
-            os.kill(workers[0], signal.SIGKILL)
+            _kill_a_worker_mid_run(out, proc)
         _, stderr = proc.communicate(timeout=120)
         assert "Traceback" not in stderr
         assert proc.returncode == {"driver": -9, "sigint": 130, "worker": 1}[fault], stderr
