@@ -241,6 +241,14 @@ def test_fwhm_of_a_batch_of_profiles():
     np.testing.assert_allclose(fwhm(batch, 2.0), [2.0 * s for _, s in PROFILES], rtol=1e-12)
 
 
+# -- |e|^2 at every scale, 1.0 (the skipped multiply) and 2.0 included ----------------------------
+@pytest.mark.parametrize("scale", [1.0, 2.0, 0.5, 3.25])
+def test_abs2_is_scale_times_the_squared_modulus(scale):
+    e = np.array([3.0 + 4.0j, -1.5 + 0.5j, 0.0 - 2.0j])
+    expected = scale * np.array([25.0, 2.5, 4.0])  # |3+4i|^2 = 25 by hand
+    np.testing.assert_array_equal(lm._abs2(e, scale), expected)
+
+
 # -- exp(i phase) on both paths, and torch found once ---------------------------------------------
 def test_cis_numpy_path_for_a_strided_phase_and_torch_path_otherwise():
     torch = pytest.importorskip("torch")
